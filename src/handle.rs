@@ -1,0 +1,524 @@
+//! [`ResultHandle`] and [`Outcome`]: the caller's side of a job, and the
+//! one-shot slot that the job's result travels through.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_core::future::FusedFuture;
+
+use crate::error::JobError;
+use crate::metrics::Final;
+use crate::shared::Shared;
+use crate::sync::{lock, Arc, AtomicU8, Mutex, Ordering};
+
+/// The job was taken by a worker (set once, by the job).
+const STARTED: u8 = 1 << 0;
+/// The handle asked for a cancel (set once, by the handle).
+const CANCEL: u8 = 1 << 1;
+/// The outcome is stored (set once, under the lock).
+const COMPLETE: u8 = 1 << 2;
+
+/// The one-shot slot shared by a job and its handle.
+///
+/// Whoever moves the job out of the queue first wins it: the worker that
+/// starts it (`try_start`), the handle that cancels it while queued
+/// (`cancel`), or a stop that drops it unstarted (`try_start` too). Both sides
+/// set their bit with one `fetch_or` and look at the other's bit in the
+/// previous value, so exactly one of them wins.
+pub(crate) struct Slot<T, E> {
+    state: AtomicU8,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) submitted_at: Instant,
+    inner: Mutex<Inner<T, E>>,
+}
+
+struct Inner<T, E> {
+    outcome: Option<Outcome<T, E>>,
+    /// Woken when the outcome is stored.
+    handle_waker: Option<Waker>,
+    /// Woken when the handle asks for a cancel while the job runs.
+    task_waker: Option<Waker>,
+}
+
+impl<T, E> Slot<T, E> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        name: Option<Arc<str>>,
+        submitted_at: Instant,
+    ) -> Arc<Slot<T, E>> {
+        Arc::new(Slot {
+            state: AtomicU8::new(0),
+            shared,
+            name,
+            submitted_at,
+            inner: Mutex::new(Inner {
+                outcome: None,
+                handle_waker: None,
+                task_waker: None,
+            }),
+        })
+    }
+
+    /// Takes the job out of the queue to run it. `false` if the handle
+    /// cancelled it first (the handle has then resolved it).
+    pub(crate) fn try_start(&self) -> bool {
+        let prev = self.state.fetch_or(STARTED, Ordering::AcqRel);
+        debug_assert_eq!(prev & STARTED, 0);
+        if prev & CANCEL != 0 {
+            return false;
+        }
+        self.shared.left_queue();
+        true
+    }
+
+    /// Whether the handle asked for a cancel.
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CANCEL != 0
+    }
+
+    /// Asks the job to wake `waker` on a cancel. Lost-wake-up free: check
+    /// [`cancel_requested`](Self::cancel_requested) after this.
+    pub(crate) fn register_task_waker(&self, waker: &Waker) {
+        let mut inner = lock(&self.inner);
+        match &inner.task_waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => inner.task_waker = Some(waker.clone()),
+        }
+    }
+
+    /// Stores the outcome and wakes the handle.
+    pub(crate) fn complete(&self, outcome: Outcome<T, E>, how: Final) {
+        let waker = {
+            let mut inner = lock(&self.inner);
+            debug_assert!(inner.outcome.is_none());
+            inner.outcome = Some(outcome);
+            inner.task_waker = None;
+            self.state.fetch_or(COMPLETE, Ordering::Release);
+            inner.handle_waker.take()
+        };
+        self.shared.counters.count(how);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// An outcome for a job that never ran.
+    pub(crate) fn unstarted(&self, now: Instant, error: JobError<E>) -> Outcome<T, E> {
+        Outcome {
+            name: self.name.clone(),
+            duration: Duration::ZERO,
+            queued: now.saturating_duration_since(self.submitted_at),
+            attempts: 0,
+            result: Err(error),
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    fn cancel(&self) {
+        let prev = self.state.fetch_or(CANCEL, Ordering::AcqRel);
+        if prev & (CANCEL | COMPLETE) != 0 {
+            return;
+        }
+        if prev & STARTED == 0 {
+            // Still queued: the job will never start. Resolve it here, at once,
+            // rather than when a worker reaches it in the queue.
+            self.shared.left_queue();
+            let now = self.shared.clock.now();
+            self.complete(self.unstarted(now, JobError::Cancelled), Final::Cancelled);
+        } else {
+            let waker = lock(&self.inner).task_waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T, E>>> {
+        let mut inner = lock(&self.inner);
+        if let Some(outcome) = inner.outcome.take() {
+            return Poll::Ready(Some(outcome));
+        }
+        if self.is_complete() {
+            // Taken before: a fused handle.
+            return Poll::Ready(None);
+        }
+        match &inner.handle_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => inner.handle_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn try_take(&self) -> Option<Outcome<T, E>> {
+        if !self.is_complete() {
+            return None;
+        }
+        lock(&self.inner).outcome.take()
+    }
+}
+
+/// The caller's side of a submitted job: a future of its result.
+///
+/// `ResultHandle<T, E>` resolves to `Ok(T)` or to a [`JobError<E>`] that says
+/// why there is no value. Every handle resolves exactly once, on every path:
+/// success, failure, timeout, cancel, panic, or a stop of the pool.
+///
+/// It is `Send`, `Unpin` and a [`FusedFuture`], so it goes into
+/// `futures::select!` without `.fuse()`, and `&mut handle` can be awaited in a
+/// loop or a `select!` without losing the result.
+///
+/// # Drop
+///
+/// Dropping a handle **abandons the result, not the job**: the job runs to its
+/// end and keeps its worker (its slot) until then. Use [`cancel`](Self::cancel)
+/// to stop the job.
+///
+/// # Cancel safety
+///
+/// Awaiting `&mut handle` is cancel-safe: if a `select!` picks another branch,
+/// the result stays in the handle for a later poll, [`try_take`](Self::try_take)
+/// or [`wait`](Self::wait).
+///
+/// Once the handle has produced its result (by `.await`, `try_take` or `wait`)
+/// it is terminated: polling it again returns `Pending` and never panics, as
+/// with `futures::future::Fuse`.
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt::Pool;
+///
+/// # futures_lite::future::block_on(async {
+/// let pool = Pool::new(4);
+/// let a = pool.submit(async { 1 });
+/// let b = pool.submit_blocking(|| 2);
+/// assert_eq!(a.await.unwrap() + b.await.unwrap(), 3);
+/// # });
+/// ```
+#[must_use = "dropping a handle abandons the job's result (the job still runs)"]
+pub struct ResultHandle<T, E = Infallible> {
+    slot: Arc<Slot<T, E>>,
+    done: bool,
+}
+
+impl<T, E> ResultHandle<T, E> {
+    pub(crate) fn new(slot: Arc<Slot<T, E>>) -> Self {
+        ResultHandle { slot, done: false }
+    }
+
+    /// Cancels the job.
+    ///
+    /// - Queued: it will never start; the handle resolves
+    ///   [`JobError::Cancelled`] at once.
+    /// - Running async job: its future is dropped at the worker's next step,
+    ///   then the handle resolves `Cancelled` (so when the handle reports
+    ///   `Cancelled`, the job's destructors have run and its slot is free).
+    /// - Running blocking closure: it cannot be stopped. Its
+    ///   [`JobContext`](crate::JobContext) token is cancelled so it can notice,
+    ///   the handle resolves `Cancelled` at once, and the slot stays busy until
+    ///   the closure returns (its value is dropped).
+    /// - Already finished: nothing changes; the result stays available.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let forever = pool.submit(std::future::pending::<()>());
+    /// forever.cancel();
+    /// assert_eq!(forever.await, Err(JobError::Cancelled));
+    /// # });
+    /// ```
+    pub fn cancel(&self) {
+        self.slot.cancel();
+    }
+
+    /// Whether the job has finished and its result is (or was) ready.
+    pub fn is_finished(&self) -> bool {
+        self.slot.is_complete()
+    }
+
+    /// Takes the result if the job has finished, without waiting ("poll later").
+    ///
+    /// Returns `None` while the job is queued or running, and after the result
+    /// has been taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let mut handle = pool.submit(async { 5 });
+    /// pool.stop_wait().await; // the job has run
+    /// assert_eq!(handle.try_take(), Some(Ok(5)));
+    /// assert_eq!(handle.try_take(), None);
+    /// # });
+    /// ```
+    pub fn try_take(&mut self) -> Option<Result<T, JobError<E>>> {
+        if self.done {
+            return None;
+        }
+        let outcome = self.slot.try_take()?;
+        self.done = true;
+        Some(outcome.result)
+    }
+
+    /// Blocks the calling thread until the job finishes, and returns its result.
+    ///
+    /// For synchronous callers. Inside async code, `.await` the handle instead:
+    /// blocking an executor thread can stall other tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// assert_eq!(pool.submit_blocking(|| 6 * 7).wait(), Ok(42));
+    /// ```
+    pub fn wait(self) -> Result<T, JobError<E>> {
+        self.wait_outcome().result
+    }
+
+    fn wait_outcome(self) -> Outcome<T, E> {
+        futures_lite::future::block_on(self.outcome())
+    }
+
+    /// A future of the job's full [`Outcome`]: its result with its name,
+    /// attempts, run duration and queue wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Job, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let job = Job::new(|_ctx| async { Ok::<_, String>("hi") }).name("greet");
+    /// let outcome = pool.submit_job(job).outcome().await;
+    /// assert_eq!(outcome.name(), Some("greet"));
+    /// assert_eq!(outcome.attempts(), 1);
+    /// assert_eq!(outcome.into_result(), Ok("hi"));
+    /// # });
+    /// ```
+    pub fn outcome(self) -> OutcomeFuture<T, E> {
+        OutcomeFuture { handle: self }
+    }
+
+    /// The job's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.slot.name.as_deref()
+    }
+
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
+        if self.done {
+            return Poll::Pending;
+        }
+        match self.slot.poll_take(cx) {
+            Poll::Ready(Some(outcome)) => {
+                self.done = true;
+                Poll::Ready(outcome)
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T, E> Future for ResultHandle<T, E> {
+    type Output = Result<T, JobError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().poll_outcome(cx).map(|o| o.result)
+    }
+}
+
+impl<T, E> FusedFuture for ResultHandle<T, E> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<T, E> fmt::Debug for ResultHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResultHandle")
+            .field("name", &self.slot.name)
+            .field("finished", &self.is_finished())
+            .field("taken", &self.done)
+            .finish()
+    }
+}
+
+/// The future returned by [`ResultHandle::outcome`]: the job's [`Outcome`].
+///
+/// `Unpin` and a [`FusedFuture`]; cancel-safe like the handle it wraps.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct OutcomeFuture<T, E = Infallible> {
+    handle: ResultHandle<T, E>,
+}
+
+impl<T, E> OutcomeFuture<T, E> {
+    /// Cancels the job; see [`ResultHandle::cancel`].
+    pub fn cancel(&self) {
+        self.handle.cancel();
+    }
+
+    /// Whether the job has finished; see [`ResultHandle::is_finished`].
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Takes the outcome if the job has finished, without waiting.
+    pub fn try_take(&mut self) -> Option<Outcome<T, E>> {
+        if self.handle.done {
+            return None;
+        }
+        let outcome = self.handle.slot.try_take()?;
+        self.handle.done = true;
+        Some(outcome)
+    }
+
+    /// Blocks the calling thread until the job finishes; see [`ResultHandle::wait`].
+    pub fn wait(self) -> Outcome<T, E> {
+        self.handle.wait_outcome()
+    }
+}
+
+impl<T, E> Future for OutcomeFuture<T, E> {
+    type Output = Outcome<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
+        self.get_mut().handle.poll_outcome(cx)
+    }
+}
+
+impl<T, E> FusedFuture for OutcomeFuture<T, E> {
+    fn is_terminated(&self) -> bool {
+        self.handle.done
+    }
+}
+
+impl<T, E> fmt::Debug for OutcomeFuture<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutcomeFuture")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+/// The record of one finished job: workerpoolxt's `Result`.
+///
+/// Its name, run duration and attempts are kept on every path, errors
+/// included: a timed-out, cancelled, panicked or stopped job still says what
+/// it was and how long it ran.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workerpoolxt::{Job, JobError, Pool};
+///
+/// # futures_lite::future::block_on(async {
+/// let pool = Pool::new(1);
+/// let job = Job::new(|_ctx| async { Err::<(), _>("nope") })
+///     .name("flaky")
+///     .retry(2)
+///     .backoff(workerpoolxt::Backoff::none());
+/// let o = pool.submit_job(job).outcome().await;
+/// assert_eq!(o.name(), Some("flaky"));
+/// assert_eq!(o.attempts(), 3);
+/// assert_eq!(o.result(), Err(&JobError::Failed("nope")));
+/// assert!(o.duration() < Duration::from_secs(5));
+/// # });
+/// ```
+pub struct Outcome<T, E = Infallible> {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) duration: Duration,
+    pub(crate) queued: Duration,
+    pub(crate) attempts: u32,
+    pub(crate) result: Result<T, JobError<E>>,
+}
+
+impl<T, E> Outcome<T, E> {
+    /// The job's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// From the job's first start to its end (to the moment its handle
+    /// resolved). Zero for a job that never started.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// From the submit to the job's first start (or to the moment it left the
+    /// queue unstarted).
+    pub fn queued(&self) -> Duration {
+        self.queued
+    }
+
+    /// How many attempts ran (0 if the job never started).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The result, borrowed.
+    pub fn result(&self) -> Result<&T, &JobError<E>> {
+        self.result.as_ref()
+    }
+
+    /// The result, owned.
+    pub fn into_result(self) -> Result<T, JobError<E>> {
+        self.result
+    }
+
+    /// Whether the job returned a value.
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The error, if the job produced no value.
+    pub fn error(&self) -> Option<&JobError<E>> {
+        self.result.as_ref().err()
+    }
+}
+
+impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outcome")
+            .field("name", &self.name)
+            .field("duration", &self.duration)
+            .field("queued", &self.queued)
+            .field("attempts", &self.attempts)
+            .field("result", &self.result)
+            .finish()
+    }
+}
+
+impl<T: fmt::Debug, E: fmt::Debug> fmt::Display for Outcome<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {:?} after {} attempt(s) in {:?}",
+            self.name().unwrap_or("<unnamed>"),
+            self.result,
+            self.attempts,
+            self.duration
+        )
+    }
+}

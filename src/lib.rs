@@ -1,0 +1,173 @@
+//! A runtime-agnostic async worker pool with exposed result handles.
+//!
+//! `workerpoolxt` runs at most `max_workers` jobs at once and hands back a
+//! [`ResultHandle`] per job, which you can `.await`, put in a `select!` beside
+//! other channels, check later, or drop. It brings Go's
+//! `gammazero/workerpool` and `workerpoolxt` to Rust, and fixes what they
+//! could not do: **a worker is a slot, and it stays busy until its job's
+//! future has been dropped or its blocking closure has returned** — after a
+//! timeout, a cancel or a dropped handle too — so the bound really holds.
+//!
+//! It needs no runtime (an embedded executor serves callers with none), and
+//! on tokio, smol or async-std the workers can run on the caller's runtime.
+//!
+//! # Submitting
+//!
+//! ```
+//! use workerpoolxt::Pool;
+//!
+//! # futures_lite::future::block_on(async {
+//! let pool = Pool::new(4);                         // at most 4 at once
+//! let a = pool.submit(async { 40 });               // a future
+//! let b = pool.submit_blocking(|| 2);              // a blocking closure, off the executor
+//! assert_eq!(a.await.unwrap() + b.await.unwrap(), 42);
+//! pool.stop_wait().await;                          // run what is queued, then stop
+//! # });
+//! ```
+//!
+//! Every handle resolves exactly once, to the value or to a [`JobError`]
+//! that says why not: `Failed`, `TimedOut`, `Cancelled`, `Panicked`,
+//! `Stopped` or `QueueFull`.
+//!
+//! # Jobs: names, timeouts, retries, options, results
+//!
+//! A [`Job`] carries what workerpoolxt adds: a name, a timeout or deadline,
+//! retries with [`Backoff`], [`Options`] and its own [`CancelToken`]. Its
+//! factory gets a [`JobContext`] per attempt. [`ResultHandle::outcome`] gives
+//! the [`Outcome`] record: result, name, attempts, run duration and queue wait.
+//!
+//! ```
+//! use std::time::Duration;
+//! use workerpoolxt::{Backoff, Job, JobError, Pool};
+//!
+//! # futures_lite::future::block_on(async {
+//! let pool = Pool::new(4);
+//! let job = Job::new(|ctx| async move {
+//!     if ctx.attempt() < 2 { Err("flaky") } else { Ok("fetched") }
+//! })
+//! .name("fetch")
+//! .timeout(Duration::from_secs(5))
+//! .retry(3)
+//! .backoff(Backoff::fixed(Duration::from_millis(1)));
+//!
+//! let outcome = pool.submit_job(job).outcome().await;
+//! assert_eq!(outcome.name(), Some("fetch"));
+//! assert_eq!(outcome.attempts(), 2);
+//! assert_eq!(outcome.into_result(), Ok("fetched"));
+//!
+//! let slow = Job::new(|_ctx| async {
+//!     async_io::Timer::after(Duration::from_secs(10)).await;
+//!     Ok::<_, ()>(())
+//! })
+//! .timeout(Duration::from_millis(1));
+//! assert_eq!(pool.submit_job(slow).await, Err(JobError::TimedOut));
+//! # });
+//! ```
+//!
+//! A job's own options, token or timeout **replace** the pool's defaults
+//! ([`Builder::default_options`], [`Builder::cancel_token`],
+//! [`Builder::default_timeout`]); they are never merged.
+//!
+//! # Handles: await, select, abandon, check later
+//!
+//! [`ResultHandle`] is `Unpin` and a `FusedFuture`: `select!` on `&mut handle`
+//! loses nothing when another branch wins. [`ResultSet`] collects many
+//! handles and yields their outcomes in submission order
+//! ([`join_all`](ResultSet::join_all)) or completion order (as a `Stream`).
+//!
+//! | to a job that is… | async job (`submit`, `Job::new`) | blocking job (`submit_blocking`, `Job::blocking`) |
+//! |---|---|---|
+//! | handle dropped | runs to its end, keeps its slot | runs to its end, keeps its slot |
+//! | cancelled while queued | never starts; handle: `Cancelled` at once | never starts; handle: `Cancelled` at once |
+//! | cancelled while running | future dropped, *then* handle: `Cancelled`; slot freed | handle: `Cancelled` at once; its token is cancelled; slot held until the closure returns |
+//! | timed out | future dropped, *then* handle: `TimedOut`; slot freed | handle: `TimedOut` at once; slot held until the closure returns |
+//! | deadline passed while queued | never starts; handle: `TimedOut` | never starts; handle: `TimedOut` |
+//! | pool stopped while queued | never starts; handle: `Stopped` | never starts; handle: `Stopped` |
+//! | panicked | handle: `Panicked(message)`; the worker goes on | handle: `Panicked(message)`; the worker goes on |
+//!
+//! # Runtimes
+//!
+//! Without a spawner the workers run on an embedded executor whose threads
+//! number at most the machine's parallelism, and timers come from `async-io`:
+//! this works under any runtime and under none. To run workers on your
+//! runtime (so jobs can use its I/O and timers), give a spawner:
+//!
+//! ```
+//! # #[cfg(any())] {
+//! // tokio: capture a Handle (the spawner is called from the submitting thread)
+//! let handle = tokio::runtime::Handle::current();
+//! let pool = Pool::builder()
+//!     .max_workers(8)
+//!     .spawner(move |f| { handle.spawn(f); })
+//!     .timer(tokio::time::sleep)
+//!     .build();
+//! // smol
+//! let pool = Pool::builder().max_workers(8).spawner(|f| smol::spawn(f).detach()).build();
+//! // async-std
+//! let pool = Pool::builder().max_workers(8).spawner(|f| { async_std::task::spawn(f); }).build();
+//! # }
+//! ```
+//!
+//! The `tokio` and `smol` cargo features add [`Builder::tokio`] and
+//! [`Builder::smol`] for the same in one call.
+//!
+//! # Operating a pool
+//!
+//! [`Builder::queue_capacity`] bounds the queue (with [`Pool::try_submit`]
+//! that gives the job back and [`Pool::submit_wait`] that waits for room);
+//! [`Pool::pause`], [`Pool::resize`], [`Pool::stop`], [`Pool::stop_wait`],
+//! [`Pool::waiting`], [`Pool::running`] and [`Pool::metrics`] do what they
+//! say. Idle workers leave after [`Builder::idle_timeout`] (2 s by default)
+//! and come back on demand.
+//!
+//! # Examples
+//!
+//! The `examples/` directory has one file per runtime and per feature of the
+//! Go library's README: `hello`, `select` (tokio), `smol`, `xt` (results,
+//! errors, contexts, timeouts, retry, options, durations).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+
+mod cancel;
+mod error;
+mod handle;
+mod job;
+mod metrics;
+mod options;
+mod pool;
+mod runtime;
+mod set;
+mod shared;
+mod sync;
+mod task;
+mod worker;
+
+pub use crate::cancel::{CancelToken, Cancelled};
+pub use crate::error::{ConfigError, JobError, Panic, SubmitError, TrySubmitError};
+pub use crate::handle::{Outcome, OutcomeFuture, ResultHandle};
+pub use crate::job::{Backoff, Job, JobContext};
+pub use crate::metrics::Metrics;
+pub use crate::options::Options;
+pub use crate::pool::{Builder, Pause, PauseGuard, Pool, Stop, SubmitWait};
+pub use crate::runtime::{BoxFuture, Clock};
+pub use crate::set::ResultSet;
+
+#[allow(dead_code)]
+fn _assert_traits() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    fn send_unpin_fused<T: Send + Unpin + futures_core::future::FusedFuture>() {}
+    fn send<T: Send>() {}
+    send_sync_clone::<Pool>();
+    send_sync_clone::<CancelToken>();
+    send_sync_clone::<JobContext>();
+    send_sync_clone::<Options>();
+    send_unpin_fused::<ResultHandle<u8>>();
+    send_unpin_fused::<ResultHandle<u8, std::io::Error>>();
+    send_unpin_fused::<OutcomeFuture<u8>>();
+    send_unpin_fused::<Stop>();
+    send_unpin_fused::<Pause>();
+    send::<PauseGuard>();
+    send::<ResultSet<u8>>();
+    send::<Job<u8, u8>>();
+}

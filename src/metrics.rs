@@ -1,0 +1,123 @@
+//! [`Metrics`]: counters of what the pool did, read as a snapshot.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics).
+///
+/// Every submission is counted once in `submitted` and, at any moment, in
+/// exactly one of `waiting`, `running` or a final counter (`succeeded`,
+/// `failed`, `timed_out`, `cancelled`, `panicked`, `stopped`, `rejected`).
+/// So when the pool is quiet (no submit, cancel or job in flight while the
+/// snapshot is taken):
+///
+/// `submitted == waiting + running + succeeded + failed + timed_out + cancelled + panicked + stopped + rejected`
+///
+/// The counters are read one by one, so a snapshot taken while jobs move may
+/// be off by the jobs that moved during it. A snapshot costs a few atomic
+/// loads: cheap enough to take per job.
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt::Pool;
+///
+/// # futures_lite::future::block_on(async {
+/// let pool = Pool::new(2);
+/// pool.submit(async { 1 }).await.unwrap();
+/// pool.stop_wait().await;
+/// let m = pool.metrics();
+/// assert_eq!((m.submitted, m.succeeded, m.waiting, m.running), (1, 1, 0, 0));
+/// # });
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Submissions of any kind, accepted or refused.
+    pub submitted: u64,
+    /// Jobs queued and not started (nor cancelled, nor stopped) yet.
+    pub waiting: u64,
+    /// Workers holding a job: started and not finished.
+    pub running: u64,
+    /// Jobs that returned a value.
+    pub succeeded: u64,
+    /// Jobs whose last attempt returned an error.
+    pub failed: u64,
+    /// Jobs whose deadline or timeout passed.
+    pub timed_out: u64,
+    /// Jobs cancelled by their handle or token.
+    pub cancelled: u64,
+    /// Jobs that panicked.
+    pub panicked: u64,
+    /// Jobs dropped unstarted by a stop, or submitted to a stopped pool.
+    pub stopped: u64,
+    /// Submissions refused because the bounded queue was full (whether the
+    /// handle resolved [`JobError::QueueFull`](crate::JobError::QueueFull) or a
+    /// `try_submit*` gave the job back).
+    pub rejected: u64,
+    /// Retries: attempts after the first, over all jobs (not a final counter).
+    pub retried: u64,
+}
+
+/// How one job ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Final {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Panicked,
+    Stopped,
+    Rejected,
+}
+
+/// The live counters behind [`Metrics`]. `waiting` and `running` live in the
+/// pool's scheduling state, not here.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) submitted: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+    cancelled: AtomicU64,
+    panicked: AtomicU64,
+    stopped: AtomicU64,
+    rejected: AtomicU64,
+    pub(crate) retried: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn count(&self, f: Final) {
+        let c = match f {
+            Final::Succeeded => &self.succeeded,
+            Final::Failed => &self.failed,
+            Final::TimedOut => &self.timed_out,
+            Final::Cancelled => &self.cancelled,
+            Final::Panicked => &self.panicked,
+            Final::Stopped => &self.stopped,
+            Final::Rejected => &self.rejected,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, waiting: u64, running: u64) -> Metrics {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Finals first and `submitted` last: a job counted in a final counter
+        // was submitted before, so the snapshot never shows more finished
+        // jobs than submitted ones.
+        let mut m = Metrics {
+            waiting,
+            running,
+            succeeded: r(&self.succeeded),
+            failed: r(&self.failed),
+            timed_out: r(&self.timed_out),
+            cancelled: r(&self.cancelled),
+            panicked: r(&self.panicked),
+            stopped: r(&self.stopped),
+            rejected: r(&self.rejected),
+            retried: r(&self.retried),
+            submitted: 0,
+        };
+        m.submitted = r(&self.submitted);
+        m
+    }
+}

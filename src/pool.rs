@@ -1,0 +1,1050 @@
+//! [`Pool`] and its [`Builder`]: submitting, stopping, pausing, resizing and
+//! looking inside.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use event_listener::EventListener;
+use futures_core::future::FusedFuture;
+
+use crate::cancel::CancelToken;
+use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
+use crate::handle::{ResultHandle, Slot};
+use crate::job::Job;
+use crate::metrics::{Final, Metrics};
+use crate::options::Options;
+use crate::runtime::{self, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock};
+use crate::shared::{Config, Shared, DRAINING, STOPPED};
+use crate::sync::{Arc, Ordering};
+use crate::task::{Body, OkFuture, OnceBlocking, OnceFuture, Task};
+
+/// The panic message of [`Builder::build`] and [`Pool::new`] for `max_workers == 0`.
+const ZERO_WORKERS: &str =
+    "workerpoolxt: max_workers must be at least 1 (use Builder::try_build to get an error instead)";
+/// The panic message of [`Builder::build`] for `queue_capacity == 0`.
+const ZERO_CAPACITY: &str = "workerpoolxt: queue_capacity must be at least 1 (leave it unset for an unbounded queue; use Builder::try_build to get an error instead)";
+
+/// A pool of at most `max_workers` concurrent jobs, with a FIFO queue and a
+/// result handle per job.
+///
+/// `Pool` is `Clone + Send + Sync`; clones share one pool. Workers start as
+/// soon as there is work (up to `max_workers` at once) and leave after the
+/// idle timeout. See the [crate docs](crate) for a tour.
+///
+/// # Drop
+///
+/// Dropping the last clone does not lose anything: jobs already queued still
+/// run, every handle still resolves, and the workers leave once the queue is
+/// empty. [`stop`](Self::stop) and [`stop_wait`](Self::stop_wait) are the
+/// explicit ends.
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt::Pool;
+///
+/// # futures_lite::future::block_on(async {
+/// let pool = Pool::new(8);
+/// let handles: Vec<_> = (0..100u64).map(|i| pool.submit(async move { i * i })).collect();
+/// let mut sum = 0;
+/// for h in handles {
+///     sum += h.await.unwrap();
+/// }
+/// assert_eq!(sum, 328_350);
+/// pool.stop_wait().await;
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    owner: Arc<Owner>,
+}
+
+/// Dropped with the last `Pool` clone: lets the queue drain and the workers go.
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.begin_stop(DRAINING);
+    }
+}
+
+/// Why a submission was refused before its job was built.
+enum Refused {
+    Full,
+    Stopped,
+}
+
+impl Pool {
+    /// A pool of `max_workers` on the embedded executor, with an unbounded
+    /// queue and the defaults of [`Builder`].
+    ///
+    /// # Panics
+    ///
+    /// If `max_workers` is 0. Use [`Builder::try_build`] to get an error instead.
+    pub fn new(max_workers: usize) -> Pool {
+        Pool::builder().max_workers(max_workers).build()
+    }
+
+    /// A builder for a pool with other settings.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.owner.shared
+    }
+
+    // ----- submitting -----
+
+    /// Submits a future; returns its handle at once. Never blocks.
+    ///
+    /// The future runs on a worker, once (no retry), under the pool's default
+    /// timeout and cancel token if it has them. Its handle resolves to its
+    /// output, or to [`JobError::Cancelled`], [`JobError::TimedOut`],
+    /// [`JobError::Panicked`], [`JobError::Stopped`] (the pool had stopped)
+    /// or [`JobError::QueueFull`] (a bounded queue was full).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// assert_eq!(pool.submit(async { "done" }).wait(), Ok("done"));
+    /// ```
+    pub fn submit<F>(&self, future: F) -> ResultHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.submit_with(future, None, |f| {
+            (OnceFuture::new(), Some(OkFuture::new(f)))
+        })
+    }
+
+    /// Submits a blocking closure; returns its handle at once. Never blocks.
+    ///
+    /// The closure runs on the blocking thread pool, never on an executor
+    /// thread, while its worker waits for it. A running closure cannot be
+    /// stopped: on cancel or timeout its handle resolves at once and its
+    /// worker stays busy until it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// let pool = Pool::new(2);
+    /// let h = pool.submit_blocking(|| std::fs::metadata(".").is_ok());
+    /// assert_eq!(h.wait(), Ok(true));
+    /// ```
+    pub fn submit_blocking<F, T>(&self, f: F) -> ResultHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(f, None, |f| (OnceBlocking(Some(f)), None))
+    }
+
+    /// Submits a [`Job`]; returns its handle at once. Never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workerpoolxt::{Job, JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let slow = Job::new(|_ctx| async {
+    ///     async_io::Timer::after(Duration::from_secs(10)).await;
+    ///     Ok::<_, ()>(())
+    /// })
+    /// .timeout(Duration::from_millis(5));
+    /// assert_eq!(pool.submit_job(slow).await, Err(JobError::TimedOut));
+    /// # });
+    /// ```
+    pub fn submit_job<T, E>(&self, job: Job<T, E>) -> ResultHandle<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let name = job.get_name().map(Arc::from);
+        self.submit_with(job, name, |job| (job.into_parts().0, None))
+    }
+
+    /// Submits a future if the queue has room; gives it back otherwise.
+    ///
+    /// Fails fast, never waits: `Err(TrySubmitError::Full(future))` when a
+    /// bounded queue is full, `Err(TrySubmitError::Stopped(future))` when the
+    /// pool has stopped. Nothing is lost: the refused future comes back
+    /// unpolled. Safe to call from inside a job (it cannot deadlock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, TrySubmitError};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::builder().max_workers(1).queue_capacity(1).build();
+    /// let (open, latch) = async_channel::bounded::<()>(1);
+    /// let first = pool.submit(async move { latch.recv().await.ok(); }); // runs
+    /// # while pool.running() == 0 { futures_lite::future::yield_now().await; }
+    /// let second = pool.try_submit(async {}).unwrap(); // waits in the queue
+    /// match pool.try_submit(async { 3 }) {
+    ///     Err(TrySubmitError::Full(job)) => assert_eq!(job.await, 3),
+    ///     Ok(_) => panic!("the queue holds one job"),
+    ///     Err(e) => panic!("{e}"),
+    /// }
+    /// open.send(()).await.unwrap();
+    /// first.await.unwrap();
+    /// second.await.unwrap();
+    /// # });
+    /// ```
+    pub fn try_submit<F>(&self, future: F) -> Result<ResultHandle<F::Output>, TrySubmitError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.try_submit_counted(future, None, |f| {
+            (OnceFuture::new(), Some(OkFuture::new(f)))
+        })
+    }
+
+    /// [`try_submit`](Self::try_submit) for a blocking closure.
+    pub fn try_submit_blocking<F, T>(&self, f: F) -> Result<ResultHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_submit_counted(f, None, |f| (OnceBlocking(Some(f)), None))
+    }
+
+    /// [`try_submit`](Self::try_submit) for a [`Job`].
+    pub fn try_submit_job<T, E>(
+        &self,
+        job: Job<T, E>,
+    ) -> Result<ResultHandle<T, E>, TrySubmitError<Job<T, E>>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let name = job.get_name().map(Arc::from);
+        self.try_submit_counted(job, name, |job| (job.into_parts().0, None))
+    }
+
+    /// Submits a future, waiting for room in a bounded queue.
+    ///
+    /// Resolves to the job's handle once the job is queued, or to
+    /// `Err(SubmitError(future))` if the pool stops first. With an unbounded
+    /// queue it resolves at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future before it resolves drops the future it
+    /// holds, unsubmitted: its place in line for room is lost, nothing else.
+    /// A job inside a pool that waits here for room in the same pool can
+    /// wait for ever if every worker does the same; use
+    /// [`try_submit`](Self::try_submit) inside jobs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::builder().max_workers(1).queue_capacity(10).build();
+    /// let mut handles = Vec::new();
+    /// for i in 0..50 {
+    ///     handles.push(pool.submit_wait(async move { i }).await.unwrap());
+    /// }
+    /// for (i, h) in handles.into_iter().enumerate() {
+    ///     assert_eq!(h.await, Ok(i));
+    /// }
+    /// # });
+    /// ```
+    pub fn submit_wait<F>(&self, future: F) -> SubmitWait<F, F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        SubmitWait::new(self.clone(), future, None, |pool, f, name| {
+            pool.enqueue(OnceFuture::new(), Some(OkFuture::new(f)), name)
+        })
+    }
+
+    /// [`submit_wait`](Self::submit_wait) for a blocking closure.
+    pub fn submit_blocking_wait<F, T>(&self, f: F) -> SubmitWait<F, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        SubmitWait::new(self.clone(), f, None, |pool, f, name| {
+            pool.enqueue(OnceBlocking(Some(f)), None, name)
+        })
+    }
+
+    /// [`submit_wait`](Self::submit_wait) for a [`Job`].
+    pub fn submit_job_wait<T, E>(
+        &self,
+        job: Job<T, E>,
+    ) -> SubmitWait<Job<T, E>, T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let name = job.get_name().map(Arc::from);
+        SubmitWait::new(self.clone(), job, name, |pool, job, name| {
+            pool.enqueue(job.into_parts().0, None, name)
+        })
+    }
+
+    /// Counts a submission and reserves its place in the queue.
+    fn admit(&self) -> Result<(), Refused> {
+        let shared = self.shared();
+        shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        if !shared.is_open() {
+            return Err(Refused::Stopped);
+        }
+        if !shared.reserve_place() {
+            return Err(Refused::Full);
+        }
+        Ok(())
+    }
+
+    /// Queues a job whose place is reserved.
+    fn enqueue<B: Body>(
+        &self,
+        body: B,
+        first: Option<B::Attempt>,
+        name: Option<Arc<str>>,
+    ) -> ResultHandle<B::Output, B::Error> {
+        let shared = self.shared();
+        let slot = Slot::new(shared.clone(), name, shared.now());
+        let handle = ResultHandle::new(slot.clone());
+        let task: BoxFuture<()> = Box::pin(Task::new(body, slot, first));
+        if let Err(task) = shared.push(task) {
+            // Stopped between the admission and the push: dropping the
+            // unstarted task resolves its handle `Stopped`.
+            drop(task);
+        }
+        handle
+    }
+
+    fn submit_with<I, B: Body>(
+        &self,
+        input: I,
+        name: Option<Arc<str>>,
+        build: impl FnOnce(I) -> (B, Option<B::Attempt>),
+    ) -> ResultHandle<B::Output, B::Error> {
+        match self.admit() {
+            Ok(()) => {
+                let (body, first) = build(input);
+                self.enqueue(body, first, name)
+            }
+            Err(why) => {
+                drop(input);
+                let shared = self.shared();
+                let slot = Slot::new(shared.clone(), name, shared.now());
+                let (err, how) = match why {
+                    Refused::Full => (JobError::QueueFull, Final::Rejected),
+                    Refused::Stopped => (JobError::Stopped, Final::Stopped),
+                };
+                slot.complete(slot.unstarted(shared.now(), err), how);
+                ResultHandle::new(slot)
+            }
+        }
+    }
+
+    fn try_submit_counted<I, B: Body>(
+        &self,
+        input: I,
+        name: Option<Arc<str>>,
+        build: impl FnOnce(I) -> (B, Option<B::Attempt>),
+    ) -> Result<ResultHandle<B::Output, B::Error>, TrySubmitError<I>> {
+        match self.admit() {
+            Ok(()) => {
+                let (body, first) = build(input);
+                Ok(self.enqueue(body, first, name))
+            }
+            Err(Refused::Full) => {
+                self.shared().counters.count(Final::Rejected);
+                Err(TrySubmitError::Full(input))
+            }
+            Err(Refused::Stopped) => {
+                self.shared().counters.count(Final::Stopped);
+                Err(TrySubmitError::Stopped(input))
+            }
+        }
+    }
+
+    // ----- lifecycle -----
+
+    /// Stops the pool: queued jobs never start, running jobs finish.
+    ///
+    /// The stop begins when `stop` is called: from then on
+    /// [`is_stopped`](Self::is_stopped) is `true`, new submissions resolve
+    /// [`JobError::Stopped`], and every queued job is dropped unstarted, its
+    /// handle resolving `Stopped`. The returned future resolves once every
+    /// running job has ended (async jobs are not cancelled: cancel their
+    /// handles or the pool's token for that) and every worker has left.
+    ///
+    /// Stopping twice, from several tasks at once, or after `stop_wait` is
+    /// fine: each call resolves once the workers are gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let (open, latch) = async_channel::bounded::<()>(1);
+    /// let running = pool.submit(async move { latch.recv().await.ok(); 1 });
+    /// # while pool.running() == 0 { futures_lite::future::yield_now().await; }
+    /// let queued = pool.submit(async { 2 });
+    /// let stop = pool.stop();
+    /// assert!(pool.is_stopped());
+    /// open.send(()).await.unwrap();
+    /// stop.await;
+    /// assert_eq!(running.await, Ok(1));
+    /// assert_eq!(queued.await, Err(JobError::Stopped));
+    /// # });
+    /// ```
+    pub fn stop(&self) -> Stop {
+        let shared = self.shared().clone();
+        shared.begin_stop(STOPPED);
+        Stop::new(shared)
+    }
+
+    /// Stops the pool after running every queued job (Go's `StopWait`).
+    ///
+    /// From the call on, new submissions resolve [`JobError::Stopped`] and
+    /// pauses no longer hold the workers back. The returned future resolves
+    /// once the queue is empty and every worker has left. Jobs whose token
+    /// is cancelled or whose deadline passed are skipped quickly, so a
+    /// cancelled pool token with a long queue does not make it hang.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let mut handles: Vec<_> = (0..10).map(|i| pool.submit(async move { i })).collect();
+    /// pool.stop_wait().await;
+    /// assert!(handles.iter_mut().all(|h| h.try_take().is_some()));
+    /// # });
+    /// ```
+    pub fn stop_wait(&self) -> Stop {
+        let shared = self.shared().clone();
+        shared.begin_stop(DRAINING);
+        Stop::new(shared)
+    }
+
+    /// Whether a stop (or stop_wait) has begun.
+    pub fn is_stopped(&self) -> bool {
+        !self.shared().is_open()
+    }
+
+    /// Pauses the pool: resolves once no job is running, with a guard.
+    ///
+    /// As soon as `pause` is called, no queued job starts; the future
+    /// resolves once the running ones have ended. No job starts while the
+    /// guard lives; dropping it resumes the queue in FIFO order.
+    ///
+    /// Pauses are taken one at a time: a second `pause` resolves after the
+    /// first guard is dropped (the pool stays paused in between). A pause of
+    /// a stopped pool resolves at once, and `stop_wait` ends every pause.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it resolves withdraws the pause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let guard = pool.pause().await;
+    /// let mut job = pool.submit(async { 1 });
+    /// assert_eq!(pool.waiting(), 1);
+    /// drop(guard);
+    /// assert_eq!((&mut job).await, Ok(1));
+    /// # });
+    /// ```
+    pub fn pause(&self) -> Pause {
+        Pause {
+            shared: self.shared().clone(),
+            counted: false,
+            holder: false,
+            listener: None,
+            done: false,
+        }
+    }
+
+    /// Changes `max_workers`.
+    ///
+    /// Growing starts workers for queued jobs at once. Shrinking never
+    /// pre-empts a running job: workers above the new maximum leave after
+    /// their current job, and no job starts while `running() >= n`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroWorkers`] if `n` is 0 (nothing changes).
+    pub fn resize(&self, n: usize) -> Result<(), ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::ZeroWorkers);
+        }
+        let shared = self.shared();
+        let before = shared.max_workers.swap(n, Ordering::SeqCst);
+        if n > before {
+            shared.spawn_for_queue();
+        } else if n < before {
+            // Idle workers above the maximum look again and leave.
+            shared.job_ready.notify(usize::MAX);
+        }
+        Ok(())
+    }
+
+    /// The most jobs that run at once.
+    pub fn max_workers(&self) -> usize {
+        self.shared().max_workers.load(Ordering::SeqCst)
+    }
+
+    /// Jobs queued and not started yet.
+    pub fn waiting(&self) -> usize {
+        self.shared().waiting.load(Ordering::SeqCst)
+    }
+
+    /// Jobs started and not finished (workers busy). Never above
+    /// [`max_workers`](Self::max_workers).
+    pub fn running(&self) -> usize {
+        self.shared().running.load(Ordering::SeqCst)
+    }
+
+    /// Live workers, busy or idle.
+    pub fn workers(&self) -> usize {
+        self.shared().workers.load(Ordering::SeqCst)
+    }
+
+    /// A snapshot of the pool's counters.
+    pub fn metrics(&self) -> Metrics {
+        self.shared().metrics()
+    }
+
+    /// The pool's default token: cancelling it cancels every job that uses
+    /// it (every job without a token of its own), queued or running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let h = pool.submit(std::future::pending::<()>());
+    /// pool.cancel_token().cancel();
+    /// assert_eq!(h.await, Err(JobError::Cancelled));
+    /// # });
+    /// ```
+    pub fn cancel_token(&self) -> CancelToken {
+        self.shared().token.clone()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("max_workers", &self.max_workers())
+            .field("workers", &self.workers())
+            .field("running", &self.running())
+            .field("waiting", &self.waiting())
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+/// The future of [`Pool::stop`] and [`Pool::stop_wait`]: resolves once every
+/// worker has left.
+///
+/// The stop itself began when it was created; dropping this future only
+/// stops waiting.
+#[must_use = "futures do nothing unless you .await or poll them (the stop has begun regardless)"]
+pub struct Stop {
+    inner: BoxFuture<()>,
+    done: bool,
+}
+
+impl Stop {
+    fn new(shared: Arc<Shared>) -> Stop {
+        Stop {
+            inner: Box::pin(async move { shared.workers_gone().await }),
+            done: false,
+        }
+    }
+}
+
+impl Future for Stop {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        let r = self.inner.as_mut().poll(cx);
+        if r.is_ready() {
+            self.done = true;
+        }
+        r
+    }
+}
+
+impl FusedFuture for Stop {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl fmt::Debug for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stop").field("done", &self.done).finish()
+    }
+}
+
+/// The future of [`Pool::pause`]: resolves to a [`PauseGuard`] once no job runs.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Pause {
+    shared: Arc<Shared>,
+    /// Counted in `paused` (workers hold off).
+    counted: bool,
+    /// Holds the pool's one pause.
+    holder: bool,
+    listener: Option<EventListener>,
+    done: bool,
+}
+
+impl Future for Pause {
+    type Output = PauseGuard;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PauseGuard> {
+        let this = &mut *self;
+        if !this.counted {
+            this.shared.paused.fetch_add(1, Ordering::SeqCst);
+            this.counted = true;
+        }
+        loop {
+            if !this.shared.is_open() || this.done {
+                // A stopped pool: nothing to pause.
+                return Poll::Ready(this.guard());
+            }
+            if !this.holder {
+                if this
+                    .shared
+                    .pause_held
+                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    this.holder = true;
+                    this.listener = None;
+                    continue;
+                }
+                // Another guard holds the pause: wait for its end.
+                match this.listener.as_mut() {
+                    None => this.listener = Some(this.shared.unpaused.listen()),
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        this.listener = None;
+                    }
+                }
+                continue;
+            }
+            if this.shared.running.load(Ordering::SeqCst) == 0 {
+                return Poll::Ready(this.guard());
+            }
+            match this.listener.as_mut() {
+                None => this.listener = Some(this.shared.quiet.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl Pause {
+    fn guard(&mut self) -> PauseGuard {
+        self.done = true;
+        self.listener = None;
+        let guard = PauseGuard {
+            shared: self.shared.clone(),
+            counted: self.counted,
+            holder: self.holder,
+        };
+        self.counted = false;
+        self.holder = false;
+        guard
+    }
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        // Withdrawn before it resolved.
+        release_pause(&self.shared, self.counted, self.holder);
+    }
+}
+
+impl FusedFuture for Pause {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl fmt::Debug for Pause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pause").field("done", &self.done).finish()
+    }
+}
+
+fn release_pause(shared: &Shared, counted: bool, holder: bool) {
+    if holder {
+        shared.pause_held.store(0, Ordering::SeqCst);
+    }
+    if counted {
+        shared.paused.fetch_sub(1, Ordering::SeqCst);
+    }
+    if counted || holder {
+        shared.unpaused.notify(usize::MAX);
+    }
+}
+
+/// Keeps the pool paused while it lives; see [`Pool::pause`].
+#[must_use = "dropping the guard resumes the pool at once"]
+pub struct PauseGuard {
+    shared: Arc<Shared>,
+    counted: bool,
+    holder: bool,
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        release_pause(&self.shared, self.counted, self.holder);
+    }
+}
+
+impl fmt::Debug for PauseGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PauseGuard").finish_non_exhaustive()
+    }
+}
+
+/// The future of the `*_wait` submits: resolves to the job's handle once it
+/// is queued, or gives the job back if the pool stops first.
+///
+/// `I` is what was submitted (a future, a closure or a [`Job`]), `T` and `E`
+/// the handle's types.
+#[must_use = "futures do nothing unless you .await or poll them (the job is not submitted until then)"]
+pub struct SubmitWait<I, T, E = std::convert::Infallible> {
+    pool: Pool,
+    input: Option<I>,
+    name: Option<Arc<str>>,
+    enqueue: Enqueue<I, T, E>,
+    listener: Option<EventListener>,
+}
+
+type Enqueue<I, T, E> = fn(&Pool, I, Option<Arc<str>>) -> ResultHandle<T, E>;
+
+// The input is only moved, never pinned or polled here.
+impl<I, T, E> Unpin for SubmitWait<I, T, E> {}
+
+impl<I, T, E> SubmitWait<I, T, E> {
+    fn new(pool: Pool, input: I, name: Option<Arc<str>>, enqueue: Enqueue<I, T, E>) -> Self {
+        SubmitWait {
+            pool,
+            input: Some(input),
+            name,
+            enqueue,
+            listener: None,
+        }
+    }
+}
+
+impl<I, T, E> Future for SubmitWait<I, T, E> {
+    type Output = Result<ResultHandle<T, E>, SubmitError<I>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            let Some(input) = this.input.take() else {
+                // Polled after it resolved.
+                return Poll::Pending;
+            };
+            let shared = this.pool.shared().clone();
+            if !shared.is_open() {
+                shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                shared.counters.count(Final::Stopped);
+                return Poll::Ready(Err(SubmitError(input)));
+            }
+            if shared.reserve_place() {
+                shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                let name = this.name.take();
+                return Poll::Ready(Ok((this.enqueue)(&this.pool, input, name)));
+            }
+            this.input = Some(input);
+            match this.listener.as_mut() {
+                None => this.listener = Some(shared.room.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl<I, T, E> FusedFuture for SubmitWait<I, T, E> {
+    fn is_terminated(&self) -> bool {
+        self.input.is_none()
+    }
+}
+
+impl<I, T, E> fmt::Debug for SubmitWait<I, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitWait")
+            .field("submitted", &self.input.is_none())
+            .finish()
+    }
+}
+
+/// Settings for a [`Pool`]; from [`Pool::builder`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_workers`](Self::max_workers) | the machine's parallelism |
+/// | [`queue_capacity`](Self::queue_capacity) | unbounded |
+/// | [`idle_timeout`](Self::idle_timeout) | 2 s (as gammazero/workerpool) |
+/// | [`spawner`](Self::spawner) | the embedded executor |
+/// | [`timer`](Self::timer) / [`clock`](Self::clock) | `Instant::now` and `async-io` timers |
+/// | [`default_timeout`](Self::default_timeout) | none |
+/// | [`default_options`](Self::default_options) | none |
+/// | [`cancel_token`](Self::cancel_token) | a new token |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workerpoolxt::{CancelToken, Options, Pool};
+///
+/// let token = CancelToken::new();
+/// let pool = Pool::builder()
+///     .max_workers(16)
+///     .queue_capacity(1_000)
+///     .idle_timeout(Duration::from_secs(5))
+///     .default_timeout(Duration::from_secs(30))
+///     .default_options(Options::new().with("user-agent/1.0"))
+///     .cancel_token(token.clone())
+///     .build();
+/// assert_eq!(pool.max_workers(), 16);
+/// ```
+#[must_use = "a builder does nothing until .build()"]
+pub struct Builder {
+    max_workers: usize,
+    capacity: Option<usize>,
+    idle_timeout: Option<Duration>,
+    spawner: Option<Spawner>,
+    clock: Option<SharedClock>,
+    default_timeout: Option<Duration>,
+    default_options: Option<Options>,
+    token: Option<CancelToken>,
+}
+
+impl Builder {
+    fn new() -> Builder {
+        Builder {
+            max_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            capacity: None,
+            idle_timeout: Some(Duration::from_secs(2)),
+            spawner: None,
+            clock: None,
+            default_timeout: None,
+            default_options: None,
+            token: None,
+        }
+    }
+
+    /// The most jobs that run at once (at least 1).
+    pub fn max_workers(mut self, n: usize) -> Builder {
+        self.max_workers = n;
+        self
+    }
+
+    /// Bounds the waiting queue to `capacity` jobs (at least 1). Plain
+    /// `submit*` calls into a full queue resolve [`JobError::QueueFull`];
+    /// `try_submit*` calls give the job back; `submit*_wait` calls wait.
+    pub fn queue_capacity(mut self, capacity: usize) -> Builder {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// How long a worker stays without work before it leaves (default 2 s).
+    ///
+    /// Each idle worker leaves on its own once a whole period passed without
+    /// a job for it, so after a burst all idle workers leave together. The
+    /// next submit starts workers again at once. `Duration::MAX` keeps them.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Builder {
+        self.idle_timeout = if timeout == Duration::MAX {
+            None
+        } else {
+            Some(timeout)
+        };
+        self
+    }
+
+    /// Workers never leave for idleness (they leave when the pool stops).
+    pub fn keep_idle_workers(mut self) -> Builder {
+        self.idle_timeout = None;
+        self
+    }
+
+    /// Runs the workers with `spawn` instead of the embedded executor.
+    ///
+    /// `spawn` is called from whichever thread submits, so with tokio capture
+    /// a `Handle` (`let h = Handle::current(); move |f| { h.spawn(f); }`)
+    /// rather than call `tokio::spawn`.
+    pub fn spawner<F>(mut self, spawn: F) -> Builder
+    where
+        F: Fn(BoxFuture<()>) + Send + Sync + 'static,
+    {
+        self.spawner = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Sleeps with `sleep` (e.g. `|d| tokio::time::sleep(d)`) instead of
+    /// `async-io` timers; the time is still `Instant::now`.
+    pub fn timer<F, Fut>(mut self, sleep: F) -> Builder
+    where
+        F: Fn(Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.clock = Some(Arc::new(FnTimer(sleep)));
+        self
+    }
+
+    /// Tells time and sleeps with `clock` (a manual clock in tests).
+    pub fn clock<C: Clock>(mut self, clock: C) -> Builder {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The timeout of every job that sets neither a timeout nor a deadline,
+    /// from its start (plain `submit*` jobs included).
+    pub fn default_timeout(mut self, timeout: Duration) -> Builder {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// The options of every job that sets none.
+    pub fn default_options(mut self, options: Options) -> Builder {
+        self.default_options = Some(options);
+        self
+    }
+
+    /// The pool's default token (see [`Pool::cancel_token`]).
+    pub fn cancel_token(mut self, token: CancelToken) -> Builder {
+        self.token = Some(token);
+        self
+    }
+
+    /// Runs the workers on the current tokio runtime, with tokio's timer.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub fn tokio(self) -> Builder {
+        let handle = tokio::runtime::Handle::current();
+        self.spawner(move |f| {
+            handle.spawn(f);
+        })
+        .timer(tokio::time::sleep)
+    }
+
+    /// Runs the workers on smol's global executor.
+    #[cfg(feature = "smol")]
+    pub fn smol(self) -> Builder {
+        self.spawner(|f| smol::spawn(f).detach())
+    }
+
+    /// Builds the pool.
+    ///
+    /// # Panics
+    ///
+    /// If `max_workers` or `queue_capacity` is 0, with a message that says
+    /// so. [`try_build`](Self::try_build) returns the error instead.
+    pub fn build(self) -> Pool {
+        match self.try_build() {
+            Ok(pool) => pool,
+            Err(ConfigError::ZeroCapacity) => panic!("{}", ZERO_CAPACITY),
+            Err(_) => panic!("{}", ZERO_WORKERS),
+        }
+    }
+
+    /// Builds the pool, or says why it cannot work.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroWorkers`] or [`ConfigError::ZeroCapacity`].
+    pub fn try_build(self) -> Result<Pool, ConfigError> {
+        if self.max_workers == 0 {
+            return Err(ConfigError::ZeroWorkers);
+        }
+        if self.capacity == Some(0) {
+            return Err(ConfigError::ZeroCapacity);
+        }
+        let system_clock = self.clock.is_none();
+        let shared = Shared::new(Config {
+            max_workers: self.max_workers,
+            capacity: self.capacity,
+            spawner: self.spawner.unwrap_or_else(runtime::embedded_spawner),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            system_clock,
+            idle_timeout: self.idle_timeout,
+            default_timeout: self.default_timeout,
+            default_options: self.default_options,
+            token: self.token.unwrap_or_default(),
+        });
+        Ok(Pool {
+            owner: Arc::new(Owner {
+                shared: Arc::new(shared),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("max_workers", &self.max_workers)
+            .field("queue_capacity", &self.capacity)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("spawner", &self.spawner.as_ref().map(|_| runtime::DebugSpawner))
+            .field("default_timeout", &self.default_timeout)
+            .field("default_options", &self.default_options)
+            .finish_non_exhaustive()
+    }
+}

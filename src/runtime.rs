@@ -1,0 +1,145 @@
+//! The pool's only ties to a runtime: how workers are spawned, and how time
+//! is told and waited for.
+//!
+//! - A **spawner** runs the pool's worker futures. By default they run on an
+//!   embedded executor shared by every pool of the process, whose threads
+//!   number at most the machine's parallelism (started on first use, never
+//!   one thread per worker). Any `Fn(BoxFuture<'static, ()>)` can replace it,
+//!   e.g. `|f| { handle.spawn(f); }` for tokio or `|f| smol::spawn(f).detach()`.
+//! - A **clock** tells the time and sleeps. The default uses `std::time::Instant`
+//!   and `async-io` timers, which work under every runtime and under none.
+//!   [`Builder::timer`](crate::Builder::timer) swaps the sleep
+//!   (`|d| tokio::time::sleep(d)`), [`Builder::clock`](crate::Builder::clock)
+//!   swaps both (a manual clock in tests).
+//! - Blocking closures run on the `blocking` crate's thread pool, never on an
+//!   executor thread.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_executor::Executor;
+
+use crate::sync::Arc;
+
+/// A boxed, sendable future: what a spawner runs and what a clock's sleep is.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+pub(crate) type Spawner = Arc<dyn Fn(BoxFuture<()>) + Send + Sync>;
+
+/// Where the pool reads the time and how it sleeps.
+///
+/// Implement it to drive a pool with a manual clock in tests: `now` returns
+/// the clock's time, and `sleep_until` returns a future that resolves once
+/// the clock reaches `deadline`. The pool measures every duration, deadline,
+/// backoff and idle timeout with its clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use workerpoolxt::{BoxFuture, Clock, Pool};
+///
+/// struct SystemClock;
+///
+/// impl Clock for SystemClock {
+///     fn now(&self) -> Instant {
+///         Instant::now()
+///     }
+///     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+///         Box::pin(async move {
+///             async_io::Timer::at(deadline).await;
+///         })
+///     }
+/// }
+///
+/// let pool = Pool::builder().max_workers(2).clock(SystemClock).build();
+/// assert_eq!(pool.submit(async { 7 }).wait(), Ok(7));
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// A future that resolves once [`now`](Self::now) has reached `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+}
+
+/// The default clock: `Instant::now` and `async-io` timers.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        let timer = async_io::Timer::at(deadline);
+        Box::pin(async move {
+            timer.await;
+        })
+    }
+}
+
+/// `Instant::now` with a user's sleep function (`Builder::timer`).
+pub(crate) struct FnTimer<F>(pub(crate) F);
+
+impl<F, Fut> Clock for FnTimer<F>
+where
+    F: Fn(Duration) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        let d = deadline.saturating_duration_since(Instant::now());
+        Box::pin((self.0)(d))
+    }
+}
+
+pub(crate) type SharedClock = Arc<dyn Clock>;
+
+/// The embedded executor: shared by every pool without a spawner.
+fn embedded() -> &'static Executor<'static> {
+    static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
+    static THREADS: OnceLock<()> = OnceLock::new();
+    let ex = EXECUTOR.get_or_init(Executor::new);
+    THREADS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..n {
+            std::thread::Builder::new()
+                .name(format!("workerpoolxt-{i}"))
+                .spawn(move || loop {
+                    // Jobs catch their own panics; this keeps the thread alive
+                    // should anything else unwind out of a worker.
+                    let _ = std::panic::catch_unwind(|| {
+                        async_io::block_on(ex.run(std::future::pending::<()>()))
+                    });
+                })
+                .expect("workerpoolxt: could not start an executor thread");
+        }
+    });
+    ex
+}
+
+pub(crate) fn embedded_spawner() -> Spawner {
+    Arc::new(|f: BoxFuture<()>| embedded().spawn(f).detach())
+}
+
+/// Runs `f` on the blocking thread pool; resolves to its result or its panic.
+pub(crate) fn unblock<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> blocking::Task<std::thread::Result<T>> {
+    blocking::unblock(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+}
+
+pub(crate) struct DebugSpawner;
+
+impl fmt::Debug for DebugSpawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Spawner")
+    }
+}

@@ -1,0 +1,311 @@
+//! The state every pool clone, worker, job and handle shares: the queue, the
+//! worker accounting, the lifecycle, and the conditions they wait on.
+//!
+//! Counts that decide who runs:
+//! - `workers`: live worker futures, at most `max_workers` (a worker is
+//!   reserved with a CAS *before* it is spawned).
+//! - `running`: workers holding a job. A worker adds itself *before* it
+//!   looks at the pause flag and takes a job; `pause` sets the flag *before*
+//!   it looks at `running`. With both sides SeqCst, either the worker sees the
+//!   pause or the pause sees the worker (no job starts unseen).
+//! - `idle`: workers asleep waiting for a job. A submitter spawns a worker
+//!   when the queue holds more jobs than there are idle workers to wake.
+//! - `waiting`: jobs in the queue that have not left it. Whoever takes a job
+//!   out (a worker starting it, its handle cancelling it, a stop dropping it)
+//!   decrements it, exactly once (see `Slot::try_start`).
+
+use std::time::{Duration, Instant};
+
+use concurrent_queue::ConcurrentQueue;
+use event_listener::Event;
+
+use crate::cancel::CancelToken;
+use crate::metrics::{Counters, Metrics};
+use crate::options::Options;
+use crate::runtime::{BoxFuture, SharedClock, Spawner};
+use crate::sync::{Arc, AtomicU8, AtomicUsize, Ordering};
+use crate::worker;
+
+/// Open: takes submissions.
+pub(crate) const OPEN: u8 = 0;
+/// Draining (`stop_wait`, or every `Pool` clone dropped): takes no
+/// submission, runs what is queued, ignores pauses.
+pub(crate) const DRAINING: u8 = 1;
+/// Stopped (`stop`): takes no submission, drops what is queued.
+pub(crate) const STOPPED: u8 = 2;
+
+pub(crate) struct Shared {
+    pub(crate) queue: ConcurrentQueue<BoxFuture<()>>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) waiting: AtomicUsize,
+    pub(crate) max_workers: AtomicUsize,
+    pub(crate) workers: AtomicUsize,
+    pub(crate) running: AtomicUsize,
+    pub(crate) idle: AtomicUsize,
+    /// Pauses requested or held.
+    pub(crate) paused: AtomicUsize,
+    /// Whether a pause guard is held (pauses are taken one at a time).
+    pub(crate) pause_held: AtomicU8,
+    pub(crate) state: AtomicU8,
+    /// A job was pushed.
+    pub(crate) job_ready: Event,
+    /// A job left a bounded queue.
+    pub(crate) room: Event,
+    /// `running` or `workers` dropped (to zero, for the waiters that care).
+    pub(crate) quiet: Event,
+    /// A pause ended, or the pool began to stop.
+    pub(crate) unpaused: Event,
+    pub(crate) counters: Counters,
+    pub(crate) spawner: Spawner,
+    pub(crate) clock: SharedClock,
+    /// `true` when `clock` is the system clock (read without a virtual call).
+    pub(crate) system_clock: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) default_options: Option<Options>,
+    pub(crate) token: CancelToken,
+}
+
+pub(crate) struct Config {
+    pub(crate) max_workers: usize,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) spawner: Spawner,
+    pub(crate) clock: SharedClock,
+    pub(crate) system_clock: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) default_options: Option<Options>,
+    pub(crate) token: CancelToken,
+}
+
+impl Shared {
+    pub(crate) fn new(c: Config) -> Shared {
+        Shared {
+            queue: ConcurrentQueue::unbounded(),
+            capacity: c.capacity,
+            waiting: AtomicUsize::new(0),
+            max_workers: AtomicUsize::new(c.max_workers),
+            workers: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            paused: AtomicUsize::new(0),
+            pause_held: AtomicU8::new(0),
+            state: AtomicU8::new(OPEN),
+            job_ready: Event::new(),
+            room: Event::new(),
+            quiet: Event::new(),
+            unpaused: Event::new(),
+            counters: Counters::default(),
+            spawner: c.spawner,
+            clock: c.clock,
+            system_clock: c.system_clock,
+            idle_timeout: c.idle_timeout,
+            default_timeout: c.default_timeout,
+            default_options: c.default_options,
+            token: c.token,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        if self.system_clock {
+            Instant::now()
+        } else {
+            self.clock.now()
+        }
+    }
+
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.state() == OPEN
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.counters.snapshot(
+            self.waiting.load(Ordering::SeqCst) as u64,
+            self.running.load(Ordering::SeqCst) as u64,
+        )
+    }
+
+    // ----- the queue -----
+
+    /// Reserves a place in the queue. `false` if a bounded queue is full.
+    pub(crate) fn reserve_place(&self) -> bool {
+        match self.capacity {
+            None => {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+            Some(cap) => {
+                let mut n = self.waiting.load(Ordering::SeqCst);
+                loop {
+                    if n >= cap {
+                        return false;
+                    }
+                    match self.waiting.compare_exchange_weak(
+                        n,
+                        n + 1,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    ) {
+                        Ok(_) => return true,
+                        Err(actual) => n = actual,
+                    }
+                }
+            }
+        }
+    }
+
+    /// A job left the queue (started, cancelled or dropped unstarted).
+    pub(crate) fn left_queue(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if self.capacity.is_some() {
+            self.room.notify_additional(1);
+        }
+    }
+
+    /// Pushes a task whose place is reserved; gives it back if the pool
+    /// stopped meanwhile.
+    pub(crate) fn push(self: &Arc<Self>, task: BoxFuture<()>) -> Result<(), BoxFuture<()>> {
+        if let Err(e) = self.queue.push(task) {
+            return Err(e.into_inner());
+        }
+        self.job_ready.notify_additional(1);
+        // Wake or start a worker for it: spawn one if there are more queued
+        // jobs than sleeping workers to take them.
+        if self.idle.load(Ordering::SeqCst) < self.queue.len() {
+            self.try_spawn_worker();
+        }
+        Ok(())
+    }
+
+    // ----- workers -----
+
+    /// Reserves a worker slot if there is room under `max_workers`.
+    pub(crate) fn try_reserve_worker(&self) -> bool {
+        let mut n = self.workers.load(Ordering::SeqCst);
+        loop {
+            if n >= self.max_workers.load(Ordering::SeqCst) {
+                return false;
+            }
+            match self
+                .workers
+                .compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => n = actual,
+            }
+        }
+    }
+
+    /// Starts a worker if there is room under `max_workers`.
+    pub(crate) fn try_spawn_worker(self: &Arc<Self>) -> bool {
+        if !self.try_reserve_worker() {
+            return false;
+        }
+        struct Unreserve<'a>(&'a Shared);
+        impl Drop for Unreserve<'_> {
+            fn drop(&mut self) {
+                // The spawner panicked: the worker never existed.
+                self.0.worker_gone();
+            }
+        }
+        let undo = Unreserve(self);
+        (self.spawner)(Box::pin(worker::run(self.clone())));
+        std::mem::forget(undo);
+        true
+    }
+
+    /// Starts workers for the queued jobs, up to `max_workers`.
+    pub(crate) fn spawn_for_queue(self: &Arc<Self>) {
+        while self.workers.load(Ordering::SeqCst) < self.queue.len() {
+            if !self.try_spawn_worker() {
+                break;
+            }
+        }
+    }
+
+    /// A worker ended (its slot is free).
+    pub(crate) fn worker_gone(&self) {
+        if self.workers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.quiet.notify(usize::MAX);
+        }
+    }
+
+    /// A worker is done with a job (or found none).
+    pub(crate) fn running_done(&self) {
+        let was = self.running.fetch_sub(1, Ordering::SeqCst);
+        if was == 1 && self.paused.load(Ordering::SeqCst) > 0 {
+            self.quiet.notify(usize::MAX);
+        }
+    }
+
+    /// Whether workers should hold off taking jobs.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst) > 0 && self.is_open()
+    }
+
+    /// Whether a worker should leave because the pool shrank.
+    pub(crate) fn too_many_workers(&self) -> bool {
+        self.workers.load(Ordering::SeqCst) > self.max_workers.load(Ordering::SeqCst)
+    }
+
+    /// Leaves if the pool shrank below the live workers; `true` if this
+    /// worker's slot was given up.
+    pub(crate) fn try_retire(&self) -> bool {
+        let mut n = self.workers.load(Ordering::SeqCst);
+        loop {
+            if n <= self.max_workers.load(Ordering::SeqCst) {
+                return false;
+            }
+            match self
+                .workers
+                .compare_exchange_weak(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    if n == 1 {
+                        self.quiet.notify(usize::MAX);
+                    }
+                    return true;
+                }
+                Err(actual) => n = actual,
+            }
+        }
+    }
+
+    // ----- lifecycle -----
+
+    /// Moves to `DRAINING` or `STOPPED` (never back). Returns the state before.
+    pub(crate) fn begin_stop(self: &Arc<Self>, to: u8) -> u8 {
+        let before = self.state.fetch_max(to, Ordering::SeqCst);
+        self.queue.close();
+        if to == STOPPED {
+            // Queued jobs never start; dropping a task resolves its handle.
+            while let Ok(task) = self.queue.pop() {
+                drop(task);
+            }
+        }
+        // Sleeping and paused workers look again; room waiters give up.
+        self.job_ready.notify(usize::MAX);
+        self.unpaused.notify(usize::MAX);
+        self.room.notify(usize::MAX);
+        self.spawn_for_queue();
+        before
+    }
+
+    /// Resolves once no worker is left.
+    pub(crate) async fn workers_gone(&self) {
+        loop {
+            if self.workers.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            let listener = self.quiet.listen();
+            if self.workers.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! One job on its way through the pool: the future a worker runs for it.
+//!
+//! A [`Task`] is what sits in the queue. Its first poll takes it out of the
+//! queue for good (or finds it cancelled there), checks its token and
+//! deadline, then runs attempts of its [`Body`] until one succeeds, the
+//! retries run out, or it is interrupted (cancel, token, deadline). It always
+//! resolves its handle exactly once, including when it is dropped unstarted
+//! (a stop) or mid-run (an executor shutting down).
+//!
+//! The order that makes the pool's guarantees hold:
+//! - an async attempt that is interrupted is **dropped before** the handle
+//!   resolves, so `Cancelled`/`TimedOut` means its destructors have run;
+//! - a blocking attempt that is interrupted resolves the handle at once and
+//!   is then awaited to its end (`Draining`), so the worker, the slot, stays
+//!   busy until the closure returns;
+//! - no attempt starts after the handle has resolved.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use pin_project_lite::pin_project;
+
+use crate::cancel::{CancelToken, Cancelled};
+use crate::error::{JobError, Panic};
+use crate::handle::{Outcome, Slot};
+use crate::job::{JobContext, JobMeta};
+use crate::metrics::Final;
+use crate::runtime::{unblock, BoxFuture};
+use crate::sync::{Arc, Ordering};
+
+/// What a task runs: one attempt at a time.
+pub(crate) trait Body: Send + 'static {
+    type Output: Send + 'static;
+    type Error: Send + 'static;
+    type Attempt: Future<Output = Result<Self::Output, Self::Error>> + Send;
+
+    /// Creates the next attempt, or `None` if the body can make no more
+    /// (a one-shot body whose only attempt was given at submit).
+    fn attempt(&mut self, ctx: Option<JobContext>) -> Option<Self::Attempt>;
+
+    /// Whether attempts are blocking closures (run to their end even when
+    /// interrupted) rather than futures (dropped when interrupted).
+    fn is_blocking(&self) -> bool;
+
+    /// The job's own settings; `None` for plain submits, which use the pool's.
+    fn meta(&self) -> Option<&JobMeta> {
+        None
+    }
+}
+
+/// The body of `Pool::submit`: its one future is the task's first attempt.
+pub(crate) struct OnceFuture<F>(PhantomData<fn() -> F>);
+
+impl<F> OnceFuture<F> {
+    pub(crate) fn new() -> Self {
+        OnceFuture(PhantomData)
+    }
+}
+
+pin_project! {
+    /// A future whose output is wrapped in `Ok`.
+    pub(crate) struct OkFuture<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> OkFuture<F> {
+    pub(crate) fn new(fut: F) -> Self {
+        OkFuture { fut }
+    }
+}
+
+impl<F: Future> Future for OkFuture<F> {
+    type Output = Result<F::Output, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx).map(Ok)
+    }
+}
+
+impl<F> Body for OnceFuture<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+    type Error = std::convert::Infallible;
+    type Attempt = OkFuture<F>;
+
+    fn attempt(&mut self, _ctx: Option<JobContext>) -> Option<Self::Attempt> {
+        None
+    }
+
+    fn is_blocking(&self) -> bool {
+        false
+    }
+}
+
+/// The body of `Pool::submit_blocking`: one closure, sent to the blocking
+/// thread pool when the job starts (not before).
+pub(crate) struct OnceBlocking<C>(pub(crate) Option<C>);
+
+impl<C, T> Body for OnceBlocking<C>
+where
+    C: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    type Error = std::convert::Infallible;
+    type Attempt = BlockingAttempt<Result<T, std::convert::Infallible>>;
+
+    fn attempt(&mut self, _ctx: Option<JobContext>) -> Option<Self::Attempt> {
+        let f = self.0.take()?;
+        Some(BlockingAttempt::spawn(move || Ok(f())))
+    }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+}
+
+/// A closure running on the blocking thread pool; resolves when it returns.
+/// Its panic is re-raised when polled, to be caught like any job's panic.
+pub(crate) struct BlockingAttempt<R> {
+    task: blocking::Task<std::thread::Result<R>>,
+}
+
+impl<R: Send + 'static> BlockingAttempt<R> {
+    pub(crate) fn spawn(f: impl FnOnce() -> R + Send + 'static) -> Self {
+        BlockingAttempt { task: unblock(f) }
+    }
+}
+
+impl<R> Future for BlockingAttempt<R> {
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        match Pin::new(&mut self.task).poll(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(r),
+            Poll::Ready(Err(payload)) => std::panic::resume_unwind(payload),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// In the queue, never polled.
+    Queued,
+    /// An attempt is running.
+    Running,
+    /// Between attempts, waiting out the backoff.
+    Backoff,
+    /// Interrupted blocking closure: the handle has resolved, the closure has
+    /// not returned yet.
+    Draining,
+    /// Finished; the handle has resolved.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Interrupt {
+    Cancelled,
+    TimedOut,
+}
+
+impl Interrupt {
+    fn into_error<E>(self) -> (JobError<E>, Final) {
+        match self {
+            Interrupt::Cancelled => (JobError::Cancelled, Final::Cancelled),
+            Interrupt::TimedOut => (JobError::TimedOut, Final::TimedOut),
+        }
+    }
+}
+
+pin_project! {
+    /// A queued job and, once started, its run. See the module docs.
+    #[project = TaskProj]
+    pub(crate) struct Task<B: Body> {
+        body: B,
+        slot: Arc<Slot<B::Output, B::Error>>,
+        phase: Phase,
+        attempts: u32,
+        started_at: Option<Instant>,
+        deadline: Option<Instant>,
+        deadline_passed: bool,
+        deadline_timer: Option<BoxFuture<()>>,
+        token_wait: Option<Cancelled>,
+        backoff_sleep: Option<BoxFuture<()>>,
+        ctx: Option<JobContext>,
+        #[pin]
+        attempt: Option<B::Attempt>,
+    }
+
+    impl<B: Body> PinnedDrop for Task<B> {
+        fn drop(this: Pin<&mut Self>) {
+            this.on_drop();
+        }
+    }
+}
+
+/// Drops a pinned attempt, catching a panic of its destructor.
+fn drop_attempt<A>(attempt: Pin<&mut Option<A>>) -> Result<(), Panic> {
+    let mut attempt = attempt;
+    catch_unwind(AssertUnwindSafe(|| attempt.set(None)))
+        .map_err(|payload| Panic::from_payload(&*payload))
+}
+
+impl<B: Body> Task<B> {
+    /// A task for `body`; `first` is the first attempt if it exists already
+    /// (a submitted future).
+    pub(crate) fn new(
+        body: B,
+        slot: Arc<Slot<B::Output, B::Error>>,
+        first: Option<B::Attempt>,
+    ) -> Self {
+        Task {
+            body,
+            slot,
+            phase: Phase::Queued,
+            attempts: 0,
+            started_at: None,
+            deadline: None,
+            deadline_passed: false,
+            deadline_timer: None,
+            token_wait: None,
+            backoff_sleep: None,
+            ctx: None,
+            attempt: first,
+        }
+    }
+
+    /// The token that cancels this job: its own, or the pool's.
+    fn token(body: &B, slot: &Slot<B::Output, B::Error>) -> CancelToken {
+        match body.meta().and_then(|m| m.token.as_ref()) {
+            Some(t) => t.clone(),
+            None => slot.shared.token.clone(),
+        }
+    }
+
+    fn token_is_cancelled(body: &B, slot: &Slot<B::Output, B::Error>) -> bool {
+        match body.meta().and_then(|m| m.token.as_ref()) {
+            Some(t) => t.is_cancelled(),
+            None => slot.shared.token.is_cancelled(),
+        }
+    }
+
+    fn on_drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        match *this.phase {
+            Phase::Queued => {
+                // Dropped unstarted: a stop, a refused push, or a dropped
+                // executor. The job never runs; its handle learns why.
+                if this.slot.try_start() {
+                    let outcome = this.slot.unstarted(this.slot.shared.now(), JobError::Stopped);
+                    // The unstarted future goes first, then the handle resolves.
+                    let _ = drop_attempt(this.attempt);
+                    this.slot.complete(outcome, Final::Stopped);
+                }
+            }
+            Phase::Running | Phase::Backoff => {
+                // Dropped mid-run: only when the executor running the worker
+                // goes away. Body first, then the handle.
+                let dropped = drop_attempt(this.attempt);
+                if let Some(ctx) = this.ctx.as_ref() {
+                    ctx.token().cancel();
+                }
+                let now = this.slot.shared.now();
+                let (result, how) = match dropped {
+                    Ok(()) => (Err(JobError::Stopped), Final::Stopped),
+                    Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
+                };
+                let outcome = Outcome {
+                    name: this.slot.name.clone(),
+                    duration: now.saturating_duration_since(this.started_at.unwrap_or(now)),
+                    queued: this
+                        .started_at
+                        .unwrap_or(now)
+                        .saturating_duration_since(this.slot.submitted_at),
+                    attempts: *this.attempts,
+                    result,
+                };
+                this.slot.complete(outcome, how);
+            }
+            Phase::Draining | Phase::Done => {
+                let _ = drop_attempt(this.attempt);
+            }
+        }
+    }
+}
+
+impl<B: Body> Future for Task<B> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            match *this.phase {
+                Phase::Queued => {
+                    if !this.slot.try_start() {
+                        // Cancelled while queued; the handle has resolved.
+                        *this.phase = Phase::Done;
+                        let _ = drop_attempt(this.attempt.as_mut());
+                        return Poll::Ready(());
+                    }
+                    let shared = &this.slot.shared;
+                    let now = shared.now();
+                    *this.started_at = Some(now);
+                    let meta = this.body.meta();
+                    // A job's own deadline or timeout replaces the pool's default.
+                    let deadline = match meta {
+                        Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
+                            let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
+                            match (from_timeout, m.deadline) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            }
+                        }
+                        _ => shared.default_timeout.and_then(|t| now.checked_add(t)),
+                    };
+                    *this.deadline = deadline;
+                    let refused = if Self::token_is_cancelled(this.body, this.slot) {
+                        Some(Interrupt::Cancelled)
+                    } else if deadline.is_some_and(|d| d <= now) {
+                        Some(Interrupt::TimedOut)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = refused {
+                        // Never started: the body is not polled, not even once.
+                        *this.phase = Phase::Done;
+                        let _ = drop_attempt(this.attempt.as_mut());
+                        let (err, how) = why.into_error();
+                        let outcome = this.slot.unstarted(now, err);
+                        this.slot.complete(outcome, how);
+                        return Poll::Ready(());
+                    }
+                    if let Some(m) = meta {
+                        *this.ctx = Some(JobContext::new(
+                            m,
+                            m.options
+                                .clone()
+                                .or_else(|| shared.default_options.clone())
+                                .unwrap_or_default(),
+                            deadline,
+                        ));
+                    }
+                    *this.phase = Phase::Running;
+                    if this.attempt.is_none() {
+                        if let Some(done) = Self::next_attempt(&mut this) {
+                            return done;
+                        }
+                    } else {
+                        *this.attempts = 1;
+                    }
+                }
+                Phase::Running => {
+                    if let Some(why) = Self::interrupted(&this) {
+                        return Self::interrupt(&mut this, cx, why);
+                    }
+                    let polled = {
+                        let attempt = this.attempt.as_mut().as_pin_mut();
+                        match attempt {
+                            Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
+                            None => Ok(Poll::Pending),
+                        }
+                    };
+                    match polled {
+                        Ok(Poll::Pending) => {
+                            if let Some(why) = Self::poll_interrupts(&mut this, cx) {
+                                return Self::interrupt(&mut this, cx, why);
+                            }
+                            return Poll::Pending;
+                        }
+                        Ok(Poll::Ready(Ok(value))) => {
+                            let (result, how) = match drop_attempt(this.attempt.as_mut()) {
+                                Ok(()) => (Ok(value), Final::Succeeded),
+                                Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
+                            };
+                            return Self::finish(&mut this, result, how);
+                        }
+                        Ok(Poll::Ready(Err(e))) => {
+                            if let Err(p) = drop_attempt(this.attempt.as_mut()) {
+                                return Self::finish(&mut this, Err(JobError::Panicked(p)), Final::Panicked);
+                            }
+                            let retry = this.body.meta().map_or(0, |m| m.retry);
+                            if *this.attempts > retry {
+                                return Self::finish(&mut this, Err(JobError::Failed(e)), Final::Failed);
+                            }
+                            if let Some(why) = Self::interrupted(&this) {
+                                return Self::interrupt(&mut this, cx, why);
+                            }
+                            let delay = this
+                                .body
+                                .meta()
+                                .map(|m| m.backoff.delay(*this.attempts))
+                                .unwrap_or_default();
+                            // The error is dropped: the next attempt replaces
+                            // it, and an interrupted backoff ends the job
+                            // TimedOut or Cancelled.
+                            drop(e);
+                            if delay.is_zero() {
+                                if let Some(done) = Self::next_attempt(&mut this) {
+                                    return done;
+                                }
+                            } else {
+                                let shared = &this.slot.shared;
+                                let wake_at = shared.now() + delay;
+                                *this.backoff_sleep = Some(shared.clock.sleep_until(wake_at));
+                                *this.phase = Phase::Backoff;
+                            }
+                        }
+                        Err(payload) => {
+                            let p = Panic::from_payload(&*payload);
+                            drop(payload);
+                            let _ = drop_attempt(this.attempt.as_mut());
+                            #[cfg(feature = "tracing")]
+                            tracing::warn!(panic = %p, "workerpoolxt: job panicked");
+                            return Self::finish(&mut this, Err(JobError::Panicked(p)), Final::Panicked);
+                        }
+                    }
+                }
+                Phase::Backoff => {
+                    if let Some(why) = Self::interrupted(&this) {
+                        return Self::interrupt(&mut this, cx, why);
+                    }
+                    let slept = match this.backoff_sleep.as_mut() {
+                        Some(s) => s.as_mut().poll(cx).is_ready(),
+                        None => true,
+                    };
+                    if !slept {
+                        if let Some(why) = Self::poll_interrupts(&mut this, cx) {
+                            return Self::interrupt(&mut this, cx, why);
+                        }
+                        return Poll::Pending;
+                    }
+                    *this.backoff_sleep = None;
+                    *this.phase = Phase::Running;
+                    if let Some(done) = Self::next_attempt(&mut this) {
+                        return done;
+                    }
+                }
+                Phase::Draining => return Self::drain(&mut this, cx),
+                Phase::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+type Projected<'a, B> = TaskProj<'a, B>;
+
+impl<B: Body> Task<B> {
+    /// Starts the next attempt. Returns `Some` if the task ended instead.
+    fn next_attempt(this: &mut Projected<'_, B>) -> Option<Poll<()>> {
+        let ctx = this.ctx.as_ref().map(|c| c.with_attempt(*this.attempts + 1));
+        let made = catch_unwind(AssertUnwindSafe(|| this.body.attempt(ctx)));
+        match made {
+            Ok(Some(attempt)) => {
+                *this.attempts += 1;
+                if *this.attempts > 1 {
+                    this.slot.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(job = ?this.slot.name, attempt = *this.attempts, "workerpoolxt: retrying");
+                }
+                this.attempt.set(Some(attempt));
+                None
+            }
+            Ok(None) => Some(Self::finish(this, Err(JobError::Stopped), Final::Stopped)),
+            Err(payload) => {
+                *this.attempts += 1;
+                let p = Panic::from_payload(&*payload);
+                Some(Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked))
+            }
+        }
+    }
+
+    /// The interrupts that are already known, without registering anything.
+    fn interrupted(this: &Projected<'_, B>) -> Option<Interrupt> {
+        if this.slot.cancel_requested() || Self::token_is_cancelled(this.body, this.slot) {
+            Some(Interrupt::Cancelled)
+        } else if *this.deadline_passed {
+            Some(Interrupt::TimedOut)
+        } else {
+            None
+        }
+    }
+
+    /// Arms every interrupt source (cancel, token, deadline) so that any of
+    /// them wakes the task, and returns the one that already fired. Arming
+    /// before checking makes it free of lost wake-ups.
+    fn poll_interrupts(this: &mut Projected<'_, B>, cx: &mut Context<'_>) -> Option<Interrupt> {
+        this.slot.register_task_waker(cx.waker());
+        if this.slot.cancel_requested() {
+            return Some(Interrupt::Cancelled);
+        }
+        if this.token_wait.is_none() {
+            *this.token_wait = Some(Self::token(this.body, this.slot).cancelled());
+        }
+        if let Some(w) = this.token_wait.as_mut() {
+            if Pin::new(w).poll(cx).is_ready() {
+                return Some(Interrupt::Cancelled);
+            }
+        }
+        if let Some(deadline) = *this.deadline {
+            if this.deadline_timer.is_none() {
+                *this.deadline_timer = Some(this.slot.shared.clock.sleep_until(deadline));
+            }
+            if let Some(t) = this.deadline_timer.as_mut() {
+                if t.as_mut().poll(cx).is_ready() {
+                    *this.deadline_passed = true;
+                    *this.deadline_timer = None;
+                    return Some(Interrupt::TimedOut);
+                }
+            }
+        }
+        None
+    }
+
+    fn interrupt(this: &mut Projected<'_, B>, cx: &mut Context<'_>, why: Interrupt) -> Poll<()> {
+        if let Some(ctx) = this.ctx.as_ref() {
+            ctx.token().cancel();
+        }
+        *this.backoff_sleep = None;
+        #[cfg(feature = "tracing")]
+        tracing::debug!(job = ?this.slot.name, reason = ?why, "workerpoolxt: job interrupted");
+        let (err, how) = why.into_error();
+        if *this.phase == Phase::Running && this.body.is_blocking() && this.attempt.is_some() {
+            // A blocking closure cannot be stopped: resolve now, keep the slot
+            // until it returns.
+            Self::complete(this, Err(err), how);
+            *this.phase = Phase::Draining;
+            return Self::drain(this, cx);
+        }
+        match drop_attempt(this.attempt.as_mut()) {
+            Ok(()) => Self::finish(this, Err(err), how),
+            Err(p) => Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked),
+        }
+    }
+
+    /// Awaits an interrupted blocking closure to its end; its result (or
+    /// panic) is dropped, the handle has resolved already.
+    fn drain(this: &mut Projected<'_, B>, cx: &mut Context<'_>) -> Poll<()> {
+        let polled = match this.attempt.as_mut().as_pin_mut() {
+            Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
+            None => return Poll::Ready(()),
+        };
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            _ => {
+                let _ = drop_attempt(this.attempt.as_mut());
+                *this.phase = Phase::Done;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn complete(
+        this: &mut Projected<'_, B>,
+        result: Result<B::Output, JobError<B::Error>>,
+        how: Final,
+    ) {
+        *this.deadline_timer = None;
+        *this.token_wait = None;
+        let now = this.slot.shared.now();
+        let started = this.started_at.unwrap_or(now);
+        let outcome = Outcome {
+            name: this.slot.name.clone(),
+            duration: now.saturating_duration_since(started),
+            queued: started.saturating_duration_since(this.slot.submitted_at),
+            attempts: *this.attempts,
+            result,
+        };
+        this.slot.complete(outcome, how);
+    }
+
+    fn finish(
+        this: &mut Projected<'_, B>,
+        result: Result<B::Output, JobError<B::Error>>,
+        how: Final,
+    ) -> Poll<()> {
+        Self::complete(this, result, how);
+        *this.phase = Phase::Done;
+        Poll::Ready(())
+    }
+}

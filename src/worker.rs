@@ -1,0 +1,163 @@
+//! The worker loop: take a job, run it, report, go idle, exit when idle for
+//! long enough.
+//!
+//! A worker *is* a slot: it runs one job at a time, inline (the job's future
+//! is polled by the worker's own future, no extra task), and it is busy until
+//! that job's future has been dropped or its blocking closure has returned.
+//! So at most `max_workers` job bodies are ever alive.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::runtime::BoxFuture;
+use crate::shared::{Shared, STOPPED};
+use crate::sync::{Arc, Ordering};
+
+/// Gives the worker's slot back if the worker future is dropped or unwinds
+/// (an executor shutting down).
+struct Slot<'a> {
+    shared: &'a Shared,
+    held: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.shared.worker_gone();
+        }
+    }
+}
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut slot = Slot {
+        shared: &shared,
+        held: true,
+    };
+    // The idle timer lives across idle spells: it is armed once, and when it
+    // fires the worker leaves only if it ran no job since it was armed.
+    let mut idle_timer: Option<BoxFuture<()>> = None;
+    let mut worked = false;
+    loop {
+        if shared.too_many_workers() && shared.try_retire() {
+            slot.held = false;
+            return;
+        }
+        if shared.is_paused() {
+            wait_unpaused(&shared).await;
+            continue;
+        }
+        if !shared.queue.is_empty() {
+            // Count in as running before looking at the pause flag (see
+            // `shared` for why this order).
+            shared.running.fetch_add(1, Ordering::SeqCst);
+            if shared.is_paused() {
+                shared.running_done();
+                continue;
+            }
+            if let Ok(task) = shared.queue.pop() {
+                if shared.state() == STOPPED {
+                    // Popped during a stop: dropping it resolves it `Stopped`.
+                    drop(task);
+                } else {
+                    task.await;
+                }
+                shared.running_done();
+                worked = true;
+                continue;
+            }
+            shared.running_done();
+        }
+        if shared.queue.is_closed() && shared.queue.is_empty() {
+            // Stopping and nothing left: the worker ends.
+            return;
+        }
+
+        // Nothing to do: sleep until a job comes, the pool stops, or the idle
+        // timeout passes.
+        shared.idle.fetch_add(1, Ordering::SeqCst);
+        let listener = shared.job_ready.listen();
+        if !shared.queue.is_empty()
+            || shared.queue.is_closed()
+            || shared.is_paused()
+            || shared.too_many_workers()
+        {
+            shared.idle.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let timeout = match shared.idle_timeout {
+            None => None,
+            Some(d) => {
+                if idle_timer.is_none() {
+                    worked = false;
+                    idle_timer = Some(shared.clock.sleep_until(shared.now() + d));
+                }
+                idle_timer.as_mut()
+            }
+        };
+        let woke = Sleep {
+            listener,
+            timer: timeout,
+        }
+        .await;
+        shared.idle.fetch_sub(1, Ordering::SeqCst);
+        if woke == Woke::Job {
+            continue;
+        }
+        idle_timer = None;
+        if worked {
+            // Ran jobs during the last period: not idle long enough.
+            continue;
+        }
+        // Idle for a whole period: leave, unless a job came in meanwhile and
+        // no other worker can take it (the submitter saw this worker idle).
+        slot.held = false;
+        shared.worker_gone();
+        if !shared.queue.is_empty() && shared.try_reserve_worker() {
+            slot.held = true;
+            continue;
+        }
+        return;
+    }
+}
+
+async fn wait_unpaused(shared: &Shared) {
+    loop {
+        if !shared.is_paused() {
+            return;
+        }
+        let listener = shared.unpaused.listen();
+        if !shared.is_paused() {
+            return;
+        }
+        listener.await;
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Woke {
+    Job,
+    Timeout,
+}
+
+/// Waits for a job notification or the idle timer, whichever comes first.
+struct Sleep<'a> {
+    listener: event_listener::EventListener,
+    timer: Option<&'a mut BoxFuture<()>>,
+}
+
+impl Future for Sleep<'_> {
+    type Output = Woke;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woke> {
+        if Pin::new(&mut self.listener).poll(cx).is_ready() {
+            return Poll::Ready(Woke::Job);
+        }
+        if let Some(t) = self.timer.as_mut() {
+            if t.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woke::Timeout);
+            }
+        }
+        Poll::Pending
+    }
+}
