@@ -141,6 +141,7 @@ mod set;
 mod shared;
 mod sync;
 mod task;
+mod trace;
 mod worker;
 
 pub use crate::cancel::{CancelToken, Cancelled};

@@ -70,6 +70,21 @@ pub(crate) enum Final {
     Rejected,
 }
 
+impl Final {
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Final::Succeeded => "succeeded",
+            Final::Failed => "failed",
+            Final::TimedOut => "timed_out",
+            Final::Cancelled => "cancelled",
+            Final::Panicked => "panicked",
+            Final::Stopped => "stopped",
+            Final::Rejected => "rejected",
+        }
+    }
+}
+
 /// The live counters behind [`Metrics`]. `waiting` and `running` live in the
 /// pool's scheduling state, not here.
 #[derive(Debug, Default)]

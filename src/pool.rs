@@ -482,9 +482,12 @@ impl Pool {
     /// # });
     /// ```
     pub fn pause(&self) -> Pause {
+        let shared = self.shared().clone();
+        // Workers hold off from now on, even before the future is polled.
+        shared.paused.fetch_add(1, Ordering::SeqCst);
         Pause {
-            shared: self.shared().clone(),
-            counted: false,
+            shared,
+            counted: true,
             holder: false,
             listener: None,
             done: false,
@@ -637,12 +640,11 @@ impl Future for Pause {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PauseGuard> {
         let this = &mut *self;
-        if !this.counted {
-            this.shared.paused.fetch_add(1, Ordering::SeqCst);
-            this.counted = true;
+        if this.done {
+            return Poll::Pending;
         }
         loop {
-            if !this.shared.is_open() || this.done {
+            if !this.shared.is_open() {
                 // A stopped pool: nothing to pause.
                 return Poll::Ready(this.guard());
             }

@@ -213,7 +213,7 @@ impl Shared {
             }
         }
         let undo = Unreserve(self);
-        (self.spawner)(Box::pin(worker::run(self.clone())));
+        (self.spawner)(worker::new(self.clone()));
         std::mem::forget(undo);
         true
     }

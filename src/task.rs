@@ -31,6 +31,7 @@ use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
 use crate::runtime::{unblock, BoxFuture};
 use crate::sync::{Arc, Ordering};
+use crate::trace::Trace;
 
 /// What a task runs: one attempt at a time.
 pub(crate) trait Body: Send + 'static {
@@ -193,6 +194,7 @@ pin_project! {
         token_wait: Option<Cancelled>,
         backoff_sleep: Option<BoxFuture<()>>,
         ctx: Option<JobContext>,
+        trace: Trace,
         #[pin]
         attempt: Option<B::Attempt>,
     }
@@ -231,6 +233,7 @@ impl<B: Body> Task<B> {
             token_wait: None,
             backoff_sleep: None,
             ctx: None,
+            trace: Trace::none(),
             attempt: first,
         }
     }
@@ -299,6 +302,18 @@ impl<B: Body> Future for Task<B> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        if *this.phase == Phase::Queued {
+            *this.trace = Trace::start(this.slot.name.as_deref());
+        }
+        #[allow(clippy::let_unit_value)]
+        let _entered = this.trace.enter();
+        Self::step(&mut this, cx)
+    }
+}
+
+impl<B: Body> Task<B> {
+    /// Moves the task on as far as it can go.
+    fn step(this: &mut Projected<'_, B>, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match *this.phase {
                 Phase::Queued => {
@@ -337,6 +352,7 @@ impl<B: Body> Future for Task<B> {
                         let _ = drop_attempt(this.attempt.as_mut());
                         let (err, how) = why.into_error();
                         let outcome = this.slot.unstarted(now, err);
+                        this.trace.finished(how);
                         this.slot.complete(outcome, how);
                         return Poll::Ready(());
                     }
@@ -352,16 +368,17 @@ impl<B: Body> Future for Task<B> {
                     }
                     *this.phase = Phase::Running;
                     if this.attempt.is_none() {
-                        if let Some(done) = Self::next_attempt(&mut this) {
+                        if let Some(done) = Self::next_attempt(this) {
                             return done;
                         }
                     } else {
                         *this.attempts = 1;
+                        this.trace.attempt(1);
                     }
                 }
                 Phase::Running => {
-                    if let Some(why) = Self::interrupted(&this) {
-                        return Self::interrupt(&mut this, cx, why);
+                    if let Some(why) = Self::interrupted(this) {
+                        return Self::interrupt(this, cx, why);
                     }
                     let polled = {
                         let attempt = this.attempt.as_mut().as_pin_mut();
@@ -372,8 +389,8 @@ impl<B: Body> Future for Task<B> {
                     };
                     match polled {
                         Ok(Poll::Pending) => {
-                            if let Some(why) = Self::poll_interrupts(&mut this, cx) {
-                                return Self::interrupt(&mut this, cx, why);
+                            if let Some(why) = Self::poll_interrupts(this, cx) {
+                                return Self::interrupt(this, cx, why);
                             }
                             return Poll::Pending;
                         }
@@ -382,30 +399,31 @@ impl<B: Body> Future for Task<B> {
                                 Ok(()) => (Ok(value), Final::Succeeded),
                                 Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                             };
-                            return Self::finish(&mut this, result, how);
+                            return Self::finish(this, result, how);
                         }
                         Ok(Poll::Ready(Err(e))) => {
                             if let Err(p) = drop_attempt(this.attempt.as_mut()) {
-                                return Self::finish(&mut this, Err(JobError::Panicked(p)), Final::Panicked);
+                                return Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked);
                             }
                             let retry = this.body.meta().map_or(0, |m| m.retry);
                             if *this.attempts > retry {
-                                return Self::finish(&mut this, Err(JobError::Failed(e)), Final::Failed);
+                                return Self::finish(this, Err(JobError::Failed(e)), Final::Failed);
                             }
-                            if let Some(why) = Self::interrupted(&this) {
-                                return Self::interrupt(&mut this, cx, why);
+                            if let Some(why) = Self::interrupted(this) {
+                                return Self::interrupt(this, cx, why);
                             }
                             let delay = this
                                 .body
                                 .meta()
                                 .map(|m| m.backoff.delay(*this.attempts))
                                 .unwrap_or_default();
+                            this.trace.retry(*this.attempts, delay);
                             // The error is dropped: the next attempt replaces
                             // it, and an interrupted backoff ends the job
                             // TimedOut or Cancelled.
                             drop(e);
                             if delay.is_zero() {
-                                if let Some(done) = Self::next_attempt(&mut this) {
+                                if let Some(done) = Self::next_attempt(this) {
                                     return done;
                                 }
                             } else {
@@ -419,33 +437,32 @@ impl<B: Body> Future for Task<B> {
                             let p = Panic::from_payload(&*payload);
                             drop(payload);
                             let _ = drop_attempt(this.attempt.as_mut());
-                            #[cfg(feature = "tracing")]
-                            tracing::warn!(panic = %p, "workerpoolxt: job panicked");
-                            return Self::finish(&mut this, Err(JobError::Panicked(p)), Final::Panicked);
+                            this.trace.panicked(p.message());
+                            return Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked);
                         }
                     }
                 }
                 Phase::Backoff => {
-                    if let Some(why) = Self::interrupted(&this) {
-                        return Self::interrupt(&mut this, cx, why);
+                    if let Some(why) = Self::interrupted(this) {
+                        return Self::interrupt(this, cx, why);
                     }
                     let slept = match this.backoff_sleep.as_mut() {
                         Some(s) => s.as_mut().poll(cx).is_ready(),
                         None => true,
                     };
                     if !slept {
-                        if let Some(why) = Self::poll_interrupts(&mut this, cx) {
-                            return Self::interrupt(&mut this, cx, why);
+                        if let Some(why) = Self::poll_interrupts(this, cx) {
+                            return Self::interrupt(this, cx, why);
                         }
                         return Poll::Pending;
                     }
                     *this.backoff_sleep = None;
                     *this.phase = Phase::Running;
-                    if let Some(done) = Self::next_attempt(&mut this) {
+                    if let Some(done) = Self::next_attempt(this) {
                         return done;
                     }
                 }
-                Phase::Draining => return Self::drain(&mut this, cx),
+                Phase::Draining => return Self::drain(this, cx),
                 Phase::Done => return Poll::Ready(()),
             }
         }
@@ -464,9 +481,8 @@ impl<B: Body> Task<B> {
                 *this.attempts += 1;
                 if *this.attempts > 1 {
                     this.slot.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(job = ?this.slot.name, attempt = *this.attempts, "workerpoolxt: retrying");
                 }
+                this.trace.attempt(*this.attempts);
                 this.attempt.set(Some(attempt));
                 None
             }
@@ -526,9 +542,8 @@ impl<B: Body> Task<B> {
             ctx.token().cancel();
         }
         *this.backoff_sleep = None;
-        #[cfg(feature = "tracing")]
-        tracing::debug!(job = ?this.slot.name, reason = ?why, "workerpoolxt: job interrupted");
         let (err, how) = why.into_error();
+        this.trace.interrupted(how);
         if *this.phase == Phase::Running && this.body.is_blocking() && this.attempt.is_some() {
             // A blocking closure cannot be stopped: resolve now, keep the slot
             // until it returns.
@@ -575,6 +590,7 @@ impl<B: Body> Task<B> {
             attempts: *this.attempts,
             result,
         };
+        this.trace.finished(how);
         this.slot.complete(outcome, how);
     }
 

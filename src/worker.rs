@@ -14,14 +14,15 @@ use crate::runtime::BoxFuture;
 use crate::shared::{Shared, STOPPED};
 use crate::sync::{Arc, Ordering};
 
-/// Gives the worker's slot back if the worker future is dropped or unwinds
-/// (an executor shutting down).
-struct Slot<'a> {
-    shared: &'a Shared,
+/// A worker's reservation under `max_workers`. Given back when the worker
+/// leaves, and also if its future is dropped, before or after its first poll
+/// (an executor that refuses it or shuts down), or unwinds.
+struct Slot {
+    shared: Arc<Shared>,
     held: bool,
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         if self.held {
             self.shared.worker_gone();
@@ -29,11 +30,15 @@ impl Drop for Slot<'_> {
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut slot = Slot {
-        shared: &shared,
-        held: true,
-    };
+/// A new worker for a slot already reserved in `shared.workers`.
+pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
+    // The slot is made here, outside the future, so dropping the future
+    // unpolled still gives it back.
+    Box::pin(run(Slot { shared, held: true }))
+}
+
+async fn run(mut slot: Slot) {
+    let shared = slot.shared.clone();
     // The idle timer lives across idle spells: it is armed once, and when it
     // fires the worker leaves only if it ran no job since it was armed.
     let mut idle_timer: Option<BoxFuture<()>> = None;
