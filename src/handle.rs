@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::future::FusedFuture;
 
+use crate::cell::AsSlot;
 use crate::error::JobError;
 use crate::metrics::Final;
 use crate::shared::Shared;
@@ -46,12 +47,8 @@ struct Inner<T, E> {
 }
 
 impl<T, E> Slot<T, E> {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        name: Option<Arc<str>>,
-        submitted_at: Instant,
-    ) -> Arc<Slot<T, E>> {
-        Arc::new(Slot {
+    pub(crate) fn new(shared: Arc<Shared>, name: Option<Arc<str>>, submitted_at: Instant) -> Self {
+        Slot {
             state: AtomicU8::new(0),
             shared,
             name,
@@ -61,7 +58,7 @@ impl<T, E> Slot<T, E> {
                 handle_waker: None,
                 task_waker: None,
             }),
-        })
+        }
     }
 
     /// Takes the job out of the queue to run it. `false` if the handle
@@ -205,13 +202,17 @@ impl<T, E> Slot<T, E> {
 /// ```
 #[must_use = "dropping a handle abandons the job's result (the job still runs)"]
 pub struct ResultHandle<T, E = Infallible> {
-    slot: Arc<Slot<T, E>>,
+    cell: Arc<dyn AsSlot<T, E>>,
     done: bool,
 }
 
 impl<T, E> ResultHandle<T, E> {
-    pub(crate) fn new(slot: Arc<Slot<T, E>>) -> Self {
-        ResultHandle { slot, done: false }
+    pub(crate) fn new(cell: Arc<dyn AsSlot<T, E>>) -> Self {
+        ResultHandle { cell, done: false }
+    }
+
+    fn slot(&self) -> &Slot<T, E> {
+        self.cell.slot()
     }
 
     /// Cancels the job.
@@ -240,12 +241,12 @@ impl<T, E> ResultHandle<T, E> {
     /// # });
     /// ```
     pub fn cancel(&self) {
-        self.slot.cancel();
+        self.slot().cancel();
     }
 
     /// Whether the job has finished and its result is (or was) ready.
     pub fn is_finished(&self) -> bool {
-        self.slot.is_complete()
+        self.slot().is_complete()
     }
 
     /// Takes the result if the job has finished, without waiting ("poll later").
@@ -270,7 +271,7 @@ impl<T, E> ResultHandle<T, E> {
         if self.done {
             return None;
         }
-        let outcome = self.slot.try_take()?;
+        let outcome = self.slot().try_take()?;
         self.done = true;
         Some(outcome.result)
     }
@@ -319,14 +320,14 @@ impl<T, E> ResultHandle<T, E> {
 
     /// The job's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.slot.name.as_deref()
+        self.slot().name.as_deref()
     }
 
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
         if self.done {
             return Poll::Pending;
         }
-        match self.slot.poll_take(cx) {
+        match self.slot().poll_take(cx) {
             Poll::Ready(Some(outcome)) => {
                 self.done = true;
                 Poll::Ready(outcome)
@@ -357,7 +358,7 @@ impl<T, E> FusedFuture for ResultHandle<T, E> {
 impl<T, E> fmt::Debug for ResultHandle<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResultHandle")
-            .field("name", &self.slot.name)
+            .field("name", &self.slot().name)
             .field("finished", &self.is_finished())
             .field("taken", &self.done)
             .finish()
@@ -388,7 +389,7 @@ impl<T, E> OutcomeFuture<T, E> {
         if self.handle.done {
             return None;
         }
-        let outcome = self.handle.slot.try_take()?;
+        let outcome = self.handle.slot().try_take()?;
         self.handle.done = true;
         Some(outcome)
     }

@@ -125,11 +125,12 @@
 //! The `examples/` directory has one file per runtime and per feature of the
 //! Go library's README: `hello`, `select` (tokio), `smol`, `xt` (results,
 //! errors, contexts, timeouts, retry, options, durations).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+mod cell;
 mod error;
 mod handle;
 mod job;

@@ -12,6 +12,7 @@ use futures_core::future::FusedFuture;
 
 use crate::cancel::CancelToken;
 use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
+use crate::cell::QueueEntry;
 use crate::handle::{ResultHandle, Slot};
 use crate::job::Job;
 use crate::metrics::{Final, Metrics};
@@ -326,8 +327,8 @@ impl Pool {
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
         let slot = Slot::new(shared.clone(), name, shared.now());
-        let handle = ResultHandle::new(slot.clone());
-        let task: BoxFuture<()> = Box::pin(Task::new(body, slot, first));
+        let (task, cell) = QueueEntry::new(slot, Task::new(body, first));
+        let handle = ResultHandle::new(cell);
         if let Err(task) = shared.push(task) {
             // Stopped between the admission and the push: dropping the
             // unstarted task resolves its handle `Stopped`.
@@ -356,7 +357,7 @@ impl Pool {
                     Refused::Stopped => (JobError::Stopped, Final::Stopped),
                 };
                 slot.complete(slot.unstarted(shared.now(), err), how);
-                ResultHandle::new(slot)
+                ResultHandle::new(Arc::new(slot))
             }
         }
     }

@@ -22,7 +22,8 @@ use event_listener::Event;
 use crate::cancel::CancelToken;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
-use crate::runtime::{BoxFuture, SharedClock, Spawner};
+use crate::cell::QueueEntry;
+use crate::runtime::{SharedClock, Spawner};
 use crate::sync::{Arc, AtomicU8, AtomicUsize, Ordering};
 use crate::worker;
 
@@ -35,7 +36,7 @@ pub(crate) const DRAINING: u8 = 1;
 pub(crate) const STOPPED: u8 = 2;
 
 pub(crate) struct Shared {
-    pub(crate) queue: ConcurrentQueue<BoxFuture<()>>,
+    pub(crate) queue: ConcurrentQueue<QueueEntry>,
     pub(crate) capacity: Option<usize>,
     pub(crate) waiting: AtomicUsize,
     pub(crate) max_workers: AtomicUsize,
@@ -168,17 +169,27 @@ impl Shared {
 
     /// Pushes a task whose place is reserved; gives it back if the pool
     /// stopped meanwhile.
-    pub(crate) fn push(self: &Arc<Self>, task: BoxFuture<()>) -> Result<(), BoxFuture<()>> {
+    pub(crate) fn push(self: &Arc<Self>, task: QueueEntry) -> Result<(), QueueEntry> {
         if let Err(e) = self.queue.push(task) {
             return Err(e.into_inner());
         }
-        self.job_ready.notify_additional(1);
-        // Wake or start a worker for it: spawn one if there are more queued
-        // jobs than sleeping workers to take them.
-        if self.idle.load(Ordering::SeqCst) < self.queue.len() {
+        self.find_worker();
+        Ok(())
+    }
+
+    /// Gets a worker to the queue: wakes a sleeping one, or starts one.
+    ///
+    /// At most one wake-up is in flight at a time (`notify(1)` does nothing
+    /// while a notified worker has not woken yet), and a worker that takes a
+    /// job calls this again while jobs remain, so the wake-ups chain: every
+    /// slot fills while there is work, without a wake-up per job and
+    /// without waking anyone when a busy worker will take the job anyway.
+    pub(crate) fn find_worker(self: &Arc<Self>) {
+        if self.idle.load(Ordering::SeqCst) > 0 {
+            self.job_ready.notify(1);
+        } else {
             self.try_spawn_worker();
         }
-        Ok(())
     }
 
     // ----- workers -----

@@ -30,7 +30,7 @@ use crate::handle::{Outcome, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
 use crate::runtime::{unblock, BoxFuture};
-use crate::sync::{Arc, Ordering};
+use crate::sync::Ordering;
 use crate::trace::Trace;
 
 /// What a task runs: one attempt at a time.
@@ -184,7 +184,6 @@ pin_project! {
     #[project = TaskProj]
     pub(crate) struct Task<B: Body> {
         body: B,
-        slot: Arc<Slot<B::Output, B::Error>>,
         phase: Phase,
         attempts: u32,
         started_at: Option<Instant>,
@@ -198,12 +197,6 @@ pin_project! {
         #[pin]
         attempt: Option<B::Attempt>,
     }
-
-    impl<B: Body> PinnedDrop for Task<B> {
-        fn drop(this: Pin<&mut Self>) {
-            this.on_drop();
-        }
-    }
 }
 
 /// Drops a pinned attempt, catching a panic of its destructor.
@@ -216,14 +209,9 @@ fn drop_attempt<A>(attempt: Pin<&mut Option<A>>) -> Result<(), Panic> {
 impl<B: Body> Task<B> {
     /// A task for `body`; `first` is the first attempt if it exists already
     /// (a submitted future).
-    pub(crate) fn new(
-        body: B,
-        slot: Arc<Slot<B::Output, B::Error>>,
-        first: Option<B::Attempt>,
-    ) -> Self {
+    pub(crate) fn new(body: B, first: Option<B::Attempt>) -> Self {
         Task {
             body,
-            slot,
             phase: Phase::Queued,
             attempts: 0,
             started_at: None,
@@ -253,17 +241,21 @@ impl<B: Body> Task<B> {
         }
     }
 
-    fn on_drop(self: Pin<&mut Self>) {
+    /// Ends a task that will not be polled again: dropped from the queue
+    /// unstarted (a stop, a refused push, a dropped executor), or mid-run
+    /// (its worker's executor went away). Resolves the handle if it has not
+    /// resolved, after dropping the body.
+    pub(crate) fn abort(self: Pin<&mut Self>, slot: &SlotOf<B>) {
         let this = self.project();
         match *this.phase {
             Phase::Queued => {
                 // Dropped unstarted: a stop, a refused push, or a dropped
                 // executor. The job never runs; its handle learns why.
-                if this.slot.try_start() {
-                    let outcome = this.slot.unstarted(this.slot.shared.now(), JobError::Stopped);
+                if slot.try_start() {
+                    let outcome = slot.unstarted(slot.shared.now(), JobError::Stopped);
                     // The unstarted future goes first, then the handle resolves.
                     let _ = drop_attempt(this.attempt);
-                    this.slot.complete(outcome, Final::Stopped);
+                    slot.complete(outcome, Final::Stopped);
                 }
             }
             Phase::Running | Phase::Backoff => {
@@ -273,22 +265,22 @@ impl<B: Body> Task<B> {
                 if let Some(ctx) = this.ctx.as_ref() {
                     ctx.token().cancel();
                 }
-                let now = this.slot.shared.now();
+                let now = slot.shared.now();
                 let (result, how) = match dropped {
                     Ok(()) => (Err(JobError::Stopped), Final::Stopped),
                     Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                 };
                 let outcome = Outcome {
-                    name: this.slot.name.clone(),
+                    name: slot.name.clone(),
                     duration: now.saturating_duration_since(this.started_at.unwrap_or(now)),
                     queued: this
                         .started_at
                         .unwrap_or(now)
-                        .saturating_duration_since(this.slot.submitted_at),
+                        .saturating_duration_since(slot.submitted_at),
                     attempts: *this.attempts,
                     result,
                 };
-                this.slot.complete(outcome, how);
+                slot.complete(outcome, how);
             }
             Phase::Draining | Phase::Done => {
                 let _ = drop_attempt(this.attempt);
@@ -297,33 +289,31 @@ impl<B: Body> Task<B> {
     }
 }
 
-impl<B: Body> Future for Task<B> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+impl<B: Body> Task<B> {
+    /// Runs the task as far as it can go; `Ready` once it is done for good
+    /// (its handle resolved and, for a blocking closure, the closure returned).
+    pub(crate) fn poll_task(self: Pin<&mut Self>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         if *this.phase == Phase::Queued {
-            *this.trace = Trace::start(this.slot.name.as_deref());
+            *this.trace = Trace::start(slot.name.as_deref());
         }
         #[allow(clippy::let_unit_value)]
         let _entered = this.trace.enter();
-        Self::step(&mut this, cx)
+        Self::step(&mut this, slot, cx)
     }
-}
 
-impl<B: Body> Task<B> {
     /// Moves the task on as far as it can go.
-    fn step(this: &mut Projected<'_, B>, cx: &mut Context<'_>) -> Poll<()> {
+    fn step(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match *this.phase {
                 Phase::Queued => {
-                    if !this.slot.try_start() {
+                    if !slot.try_start() {
                         // Cancelled while queued; the handle has resolved.
                         *this.phase = Phase::Done;
                         let _ = drop_attempt(this.attempt.as_mut());
                         return Poll::Ready(());
                     }
-                    let shared = &this.slot.shared;
+                    let shared = &slot.shared;
                     let now = shared.now();
                     *this.started_at = Some(now);
                     let meta = this.body.meta();
@@ -339,7 +329,7 @@ impl<B: Body> Task<B> {
                         _ => shared.default_timeout.and_then(|t| now.checked_add(t)),
                     };
                     *this.deadline = deadline;
-                    let refused = if Self::token_is_cancelled(this.body, this.slot) {
+                    let refused = if Self::token_is_cancelled(this.body, slot) {
                         Some(Interrupt::Cancelled)
                     } else if deadline.is_some_and(|d| d <= now) {
                         Some(Interrupt::TimedOut)
@@ -351,9 +341,9 @@ impl<B: Body> Task<B> {
                         *this.phase = Phase::Done;
                         let _ = drop_attempt(this.attempt.as_mut());
                         let (err, how) = why.into_error();
-                        let outcome = this.slot.unstarted(now, err);
+                        let outcome = slot.unstarted(now, err);
                         this.trace.finished(how);
-                        this.slot.complete(outcome, how);
+                        slot.complete(outcome, how);
                         return Poll::Ready(());
                     }
                     if let Some(m) = meta {
@@ -368,7 +358,7 @@ impl<B: Body> Task<B> {
                     }
                     *this.phase = Phase::Running;
                     if this.attempt.is_none() {
-                        if let Some(done) = Self::next_attempt(this) {
+                        if let Some(done) = Self::next_attempt(this, slot) {
                             return done;
                         }
                     } else {
@@ -377,8 +367,8 @@ impl<B: Body> Task<B> {
                     }
                 }
                 Phase::Running => {
-                    if let Some(why) = Self::interrupted(this) {
-                        return Self::interrupt(this, cx, why);
+                    if let Some(why) = Self::interrupted(this, slot) {
+                        return Self::interrupt(this, slot, cx, why);
                     }
                     let polled = {
                         let attempt = this.attempt.as_mut().as_pin_mut();
@@ -389,8 +379,8 @@ impl<B: Body> Task<B> {
                     };
                     match polled {
                         Ok(Poll::Pending) => {
-                            if let Some(why) = Self::poll_interrupts(this, cx) {
-                                return Self::interrupt(this, cx, why);
+                            if let Some(why) = Self::poll_interrupts(this, slot, cx) {
+                                return Self::interrupt(this, slot, cx, why);
                             }
                             return Poll::Pending;
                         }
@@ -399,18 +389,18 @@ impl<B: Body> Task<B> {
                                 Ok(()) => (Ok(value), Final::Succeeded),
                                 Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                             };
-                            return Self::finish(this, result, how);
+                            return Self::finish(this, slot, result, how);
                         }
                         Ok(Poll::Ready(Err(e))) => {
                             if let Err(p) = drop_attempt(this.attempt.as_mut()) {
-                                return Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked);
+                                return Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked);
                             }
                             let retry = this.body.meta().map_or(0, |m| m.retry);
                             if *this.attempts > retry {
-                                return Self::finish(this, Err(JobError::Failed(e)), Final::Failed);
+                                return Self::finish(this, slot, Err(JobError::Failed(e)), Final::Failed);
                             }
-                            if let Some(why) = Self::interrupted(this) {
-                                return Self::interrupt(this, cx, why);
+                            if let Some(why) = Self::interrupted(this, slot) {
+                                return Self::interrupt(this, slot, cx, why);
                             }
                             let delay = this
                                 .body
@@ -423,11 +413,11 @@ impl<B: Body> Task<B> {
                             // TimedOut or Cancelled.
                             drop(e);
                             if delay.is_zero() {
-                                if let Some(done) = Self::next_attempt(this) {
+                                if let Some(done) = Self::next_attempt(this, slot) {
                                     return done;
                                 }
                             } else {
-                                let shared = &this.slot.shared;
+                                let shared = &slot.shared;
                                 let wake_at = shared.now() + delay;
                                 *this.backoff_sleep = Some(shared.clock.sleep_until(wake_at));
                                 *this.phase = Phase::Backoff;
@@ -438,27 +428,27 @@ impl<B: Body> Task<B> {
                             drop(payload);
                             let _ = drop_attempt(this.attempt.as_mut());
                             this.trace.panicked(p.message());
-                            return Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked);
+                            return Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked);
                         }
                     }
                 }
                 Phase::Backoff => {
-                    if let Some(why) = Self::interrupted(this) {
-                        return Self::interrupt(this, cx, why);
+                    if let Some(why) = Self::interrupted(this, slot) {
+                        return Self::interrupt(this, slot, cx, why);
                     }
                     let slept = match this.backoff_sleep.as_mut() {
                         Some(s) => s.as_mut().poll(cx).is_ready(),
                         None => true,
                     };
                     if !slept {
-                        if let Some(why) = Self::poll_interrupts(this, cx) {
-                            return Self::interrupt(this, cx, why);
+                        if let Some(why) = Self::poll_interrupts(this, slot, cx) {
+                            return Self::interrupt(this, slot, cx, why);
                         }
                         return Poll::Pending;
                     }
                     *this.backoff_sleep = None;
                     *this.phase = Phase::Running;
-                    if let Some(done) = Self::next_attempt(this) {
+                    if let Some(done) = Self::next_attempt(this, slot) {
                         return done;
                     }
                 }
@@ -471,33 +461,36 @@ impl<B: Body> Task<B> {
 
 type Projected<'a, B> = TaskProj<'a, B>;
 
+/// The slot of a task's job.
+pub(crate) type SlotOf<B> = Slot<<B as Body>::Output, <B as Body>::Error>;
+
 impl<B: Body> Task<B> {
     /// Starts the next attempt. Returns `Some` if the task ended instead.
-    fn next_attempt(this: &mut Projected<'_, B>) -> Option<Poll<()>> {
+    fn next_attempt(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Poll<()>> {
         let ctx = this.ctx.as_ref().map(|c| c.with_attempt(*this.attempts + 1));
         let made = catch_unwind(AssertUnwindSafe(|| this.body.attempt(ctx)));
         match made {
             Ok(Some(attempt)) => {
                 *this.attempts += 1;
                 if *this.attempts > 1 {
-                    this.slot.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    slot.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                 }
                 this.trace.attempt(*this.attempts);
                 this.attempt.set(Some(attempt));
                 None
             }
-            Ok(None) => Some(Self::finish(this, Err(JobError::Stopped), Final::Stopped)),
+            Ok(None) => Some(Self::finish(this, slot, Err(JobError::Stopped), Final::Stopped)),
             Err(payload) => {
                 *this.attempts += 1;
                 let p = Panic::from_payload(&*payload);
-                Some(Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked))
+                Some(Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked))
             }
         }
     }
 
     /// The interrupts that are already known, without registering anything.
-    fn interrupted(this: &Projected<'_, B>) -> Option<Interrupt> {
-        if this.slot.cancel_requested() || Self::token_is_cancelled(this.body, this.slot) {
+    fn interrupted(this: &Projected<'_, B>, slot: &SlotOf<B>) -> Option<Interrupt> {
+        if slot.cancel_requested() || Self::token_is_cancelled(this.body, slot) {
             Some(Interrupt::Cancelled)
         } else if *this.deadline_passed {
             Some(Interrupt::TimedOut)
@@ -509,13 +502,13 @@ impl<B: Body> Task<B> {
     /// Arms every interrupt source (cancel, token, deadline) so that any of
     /// them wakes the task, and returns the one that already fired. Arming
     /// before checking makes it free of lost wake-ups.
-    fn poll_interrupts(this: &mut Projected<'_, B>, cx: &mut Context<'_>) -> Option<Interrupt> {
-        this.slot.register_task_waker(cx.waker());
-        if this.slot.cancel_requested() {
+    fn poll_interrupts(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Option<Interrupt> {
+        slot.register_task_waker(cx.waker());
+        if slot.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }
         if this.token_wait.is_none() {
-            *this.token_wait = Some(Self::token(this.body, this.slot).cancelled());
+            *this.token_wait = Some(Self::token(this.body, slot).cancelled());
         }
         if let Some(w) = this.token_wait.as_mut() {
             if Pin::new(w).poll(cx).is_ready() {
@@ -524,7 +517,7 @@ impl<B: Body> Task<B> {
         }
         if let Some(deadline) = *this.deadline {
             if this.deadline_timer.is_none() {
-                *this.deadline_timer = Some(this.slot.shared.clock.sleep_until(deadline));
+                *this.deadline_timer = Some(slot.shared.clock.sleep_until(deadline));
             }
             if let Some(t) = this.deadline_timer.as_mut() {
                 if t.as_mut().poll(cx).is_ready() {
@@ -537,7 +530,7 @@ impl<B: Body> Task<B> {
         None
     }
 
-    fn interrupt(this: &mut Projected<'_, B>, cx: &mut Context<'_>, why: Interrupt) -> Poll<()> {
+    fn interrupt(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>, why: Interrupt) -> Poll<()> {
         if let Some(ctx) = this.ctx.as_ref() {
             ctx.token().cancel();
         }
@@ -547,13 +540,13 @@ impl<B: Body> Task<B> {
         if *this.phase == Phase::Running && this.body.is_blocking() && this.attempt.is_some() {
             // A blocking closure cannot be stopped: resolve now, keep the slot
             // until it returns.
-            Self::complete(this, Err(err), how);
+            Self::complete(this, slot, Err(err), how);
             *this.phase = Phase::Draining;
             return Self::drain(this, cx);
         }
         match drop_attempt(this.attempt.as_mut()) {
-            Ok(()) => Self::finish(this, Err(err), how),
-            Err(p) => Self::finish(this, Err(JobError::Panicked(p)), Final::Panicked),
+            Ok(()) => Self::finish(this, slot, Err(err), how),
+            Err(p) => Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked),
         }
     }
 
@@ -576,30 +569,32 @@ impl<B: Body> Task<B> {
 
     fn complete(
         this: &mut Projected<'_, B>,
+        slot: &SlotOf<B>,
         result: Result<B::Output, JobError<B::Error>>,
         how: Final,
     ) {
         *this.deadline_timer = None;
         *this.token_wait = None;
-        let now = this.slot.shared.now();
+        let now = slot.shared.now();
         let started = this.started_at.unwrap_or(now);
         let outcome = Outcome {
-            name: this.slot.name.clone(),
+            name: slot.name.clone(),
             duration: now.saturating_duration_since(started),
-            queued: started.saturating_duration_since(this.slot.submitted_at),
+            queued: started.saturating_duration_since(slot.submitted_at),
             attempts: *this.attempts,
             result,
         };
         this.trace.finished(how);
-        this.slot.complete(outcome, how);
+        slot.complete(outcome, how);
     }
 
     fn finish(
         this: &mut Projected<'_, B>,
+        slot: &SlotOf<B>,
         result: Result<B::Output, JobError<B::Error>>,
         how: Final,
     ) -> Poll<()> {
-        Self::complete(this, result, how);
+        Self::complete(this, slot, result, how);
         *this.phase = Phase::Done;
         Poll::Ready(())
     }

@@ -61,6 +61,10 @@ async fn run(mut slot: Slot) {
                 continue;
             }
             if let Ok(task) = shared.queue.pop() {
+                if !shared.queue.is_empty() {
+                    // More work: hand it to another worker before running this.
+                    shared.find_worker();
+                }
                 if shared.state() == STOPPED {
                     // Popped during a stop: dropping it resolves it `Stopped`.
                     drop(task);
