@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use event_listener::{Event, EventListener};
 use futures_core::future::FusedFuture;
 
-use crate::sync::{lock, AtomicBool, Arc, Mutex, Ordering, Weak};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::sync::{lock_std as lock, AtomicBool, Ordering};
 
 /// A cancellation signal: Go's `context.Context` cancel, for a job or a pool.
 ///

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::options::Options;
 use crate::runtime::BoxFuture;
-use crate::sync::{lock, Arc, Mutex};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock_std as lock;
 use crate::task::{BlockingAttempt, Body};
 
 /// A job with the workerpoolxt extras: a name, a timeout or deadline,

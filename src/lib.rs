@@ -134,6 +134,8 @@ mod cell;
 mod error;
 mod handle;
 mod job;
+#[cfg(all(test, workerpoolxt_loom))]
+mod loom_tests;
 mod metrics;
 mod options;
 mod pool;

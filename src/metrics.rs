@@ -1,6 +1,6 @@
 //! [`Metrics`]: counters of what the pool did, read as a snapshot.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, Padded};
 
 /// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics).
 ///
@@ -89,7 +89,8 @@ impl Final {
 /// pool's scheduling state, not here.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) submitted: AtomicU64,
+    /// Written by submitters, on its own cache line.
+    pub(crate) submitted: Padded<AtomicU64>,
     succeeded: AtomicU64,
     failed: AtomicU64,
     timed_out: AtomicU64,
@@ -132,7 +133,7 @@ impl Counters {
             retried: r(&self.retried),
             submitted: 0,
         };
-        m.submitted = r(&self.submitted);
+        m.submitted = r(&self.submitted.0);
         m
     }
 }

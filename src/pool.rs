@@ -11,8 +11,8 @@ use event_listener::EventListener;
 use futures_core::future::FusedFuture;
 
 use crate::cancel::CancelToken;
-use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
 use crate::cell::QueueEntry;
+use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
 use crate::handle::{ResultHandle, Slot};
 use crate::job::Job;
 use crate::metrics::{Final, Metrics};
@@ -96,7 +96,7 @@ impl Pool {
         Builder::new()
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.owner.shared
     }
 
@@ -291,10 +291,7 @@ impl Pool {
     }
 
     /// [`submit_wait`](Self::submit_wait) for a [`Job`].
-    pub fn submit_job_wait<T, E>(
-        &self,
-        job: Job<T, E>,
-    ) -> SubmitWait<Job<T, E>, T, E>
+    pub fn submit_job_wait<T, E>(&self, job: Job<T, E>) -> SubmitWait<Job<T, E>, T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -526,7 +523,7 @@ impl Pool {
 
     /// Jobs queued and not started yet.
     pub fn waiting(&self) -> usize {
-        self.shared().waiting.load(Ordering::SeqCst)
+        self.shared().waiting()
     }
 
     /// Jobs started and not finished (workers busy). Never above
@@ -1045,7 +1042,10 @@ impl fmt::Debug for Builder {
             .field("max_workers", &self.max_workers)
             .field("queue_capacity", &self.capacity)
             .field("idle_timeout", &self.idle_timeout)
-            .field("spawner", &self.spawner.as_ref().map(|_| runtime::DebugSpawner))
+            .field(
+                "spawner",
+                &self.spawner.as_ref().map(|_| runtime::DebugSpawner),
+            )
             .field("default_timeout", &self.default_timeout)
             .field("default_options", &self.default_options)
             .finish_non_exhaustive()

@@ -10,21 +10,21 @@
 //!   pause or the pause sees the worker (no job starts unseen).
 //! - `idle`: workers asleep waiting for a job. A submitter spawns a worker
 //!   when the queue holds more jobs than there are idle workers to wake.
-//! - `waiting`: jobs in the queue that have not left it. Whoever takes a job
-//!   out (a worker starting it, its handle cancelling it, a stop dropping it)
-//!   decrements it, exactly once (see `Slot::try_start`).
+//! - `waiting = enqueued - dequeued`: jobs in the queue that have not left
+//!   it. Submitters count `enqueued` (on their own cache line); whoever takes
+//!   a job out (a worker starting it, its handle cancelling it, a stop
+//!   dropping it) counts `dequeued`, exactly once (see `Slot::try_start`).
 
 use std::time::{Duration, Instant};
 
-use concurrent_queue::ConcurrentQueue;
 use event_listener::Event;
 
 use crate::cancel::CancelToken;
+use crate::cell::QueueEntry;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
-use crate::cell::QueueEntry;
 use crate::runtime::{SharedClock, Spawner};
-use crate::sync::{Arc, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicU8, AtomicUsize, Ordering, Padded, Queue};
 use crate::worker;
 
 /// Open: takes submissions.
@@ -36,12 +36,16 @@ pub(crate) const DRAINING: u8 = 1;
 pub(crate) const STOPPED: u8 = 2;
 
 pub(crate) struct Shared {
-    pub(crate) queue: ConcurrentQueue<QueueEntry>,
+    pub(crate) queue: Queue<QueueEntry>,
     pub(crate) capacity: Option<usize>,
-    pub(crate) waiting: AtomicUsize,
+    /// Written by submitters only.
+    pub(crate) enqueued: Padded<AtomicUsize>,
+    /// Written by whoever takes jobs out of the queue.
+    pub(crate) dequeued: Padded<AtomicUsize>,
     pub(crate) max_workers: AtomicUsize,
     pub(crate) workers: AtomicUsize,
-    pub(crate) running: AtomicUsize,
+    /// Written by workers around every job.
+    pub(crate) running: Padded<AtomicUsize>,
     pub(crate) idle: AtomicUsize,
     /// Pauses requested or held.
     pub(crate) paused: AtomicUsize,
@@ -82,12 +86,13 @@ pub(crate) struct Config {
 impl Shared {
     pub(crate) fn new(c: Config) -> Shared {
         Shared {
-            queue: ConcurrentQueue::unbounded(),
+            queue: Queue::unbounded(),
             capacity: c.capacity,
-            waiting: AtomicUsize::new(0),
+            enqueued: Padded(AtomicUsize::new(0)),
+            dequeued: Padded(AtomicUsize::new(0)),
             max_workers: AtomicUsize::new(c.max_workers),
             workers: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
+            running: Padded(AtomicUsize::new(0)),
             idle: AtomicUsize::new(0),
             paused: AtomicUsize::new(0),
             pause_held: AtomicU8::new(0),
@@ -125,27 +130,37 @@ impl Shared {
 
     pub(crate) fn metrics(&self) -> Metrics {
         self.counters.snapshot(
-            self.waiting.load(Ordering::SeqCst) as u64,
+            self.waiting() as u64,
             self.running.load(Ordering::SeqCst) as u64,
         )
     }
 
     // ----- the queue -----
 
+    /// Jobs queued and not taken out yet.
+    pub(crate) fn waiting(&self) -> usize {
+        // `dequeued` first: a job is counted out only after it was counted in,
+        // so this never goes below zero.
+        let out = self.dequeued.load(Ordering::SeqCst);
+        self.enqueued.load(Ordering::SeqCst).saturating_sub(out)
+    }
+
     /// Reserves a place in the queue. `false` if a bounded queue is full.
     pub(crate) fn reserve_place(&self) -> bool {
         match self.capacity {
             None => {
-                self.waiting.fetch_add(1, Ordering::SeqCst);
+                self.enqueued.fetch_add(1, Ordering::SeqCst);
                 true
             }
             Some(cap) => {
-                let mut n = self.waiting.load(Ordering::SeqCst);
+                let mut n = self.enqueued.load(Ordering::SeqCst);
                 loop {
-                    if n >= cap {
+                    // `dequeued` only grows meanwhile: the check errs on the
+                    // side of "full", never past the capacity.
+                    if n - self.dequeued.load(Ordering::SeqCst) >= cap {
                         return false;
                     }
-                    match self.waiting.compare_exchange_weak(
+                    match self.enqueued.compare_exchange_weak(
                         n,
                         n + 1,
                         Ordering::SeqCst,
@@ -161,7 +176,7 @@ impl Shared {
 
     /// A job left the queue (started, cancelled or dropped unstarted).
     pub(crate) fn left_queue(&self) {
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.dequeued.fetch_add(1, Ordering::SeqCst);
         if self.capacity.is_some() {
             self.room.notify_additional(1);
         }

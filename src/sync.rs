@@ -1,19 +1,33 @@
 //! The one place where the crate's synchronisation primitives come from.
 //!
-//! Every atomic, lock and shared pointer used by the pool's state machines is
-//! imported from here, so a model checker (loom, under `--cfg loom`) can
-//! replace them without touching the rest of the crate.
+//! Every atomic and lock of the pool's state machines (the slot, the
+//! scheduling counters, the lifecycle) is imported from here, so that the
+//! loom model checker can replace them: build with
+//! `RUSTFLAGS="--cfg workerpoolxt_loom"` (see `src/loom_tests.rs` and
+//! TESTING.md). A crate-specific cfg keeps the dependencies on std.
+//!
+//! `Arc` stays std's under loom too: the models check the atomics and locks,
+//! and std's `Arc` is needed for unsized values (`Arc<dyn Trait>`, `Arc<str>`).
 
-#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+
+/// The job queue: an unbounded MPMC FIFO that can be closed.
+#[cfg(not(workerpoolxt_loom))]
+pub(crate) use concurrent_queue::ConcurrentQueue as Queue;
+
+#[cfg(workerpoolxt_loom)]
+pub(crate) use self::loom_queue::Queue;
+
+#[cfg(not(workerpoolxt_loom))]
 pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard, Weak,
+    Mutex, MutexGuard,
 };
 
-#[cfg(loom)]
+#[cfg(workerpoolxt_loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard, Weak,
+    Mutex, MutexGuard,
 };
 
 /// Locks `m`, ignoring poisoning.
@@ -25,5 +39,84 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Keeps a value on its own cache line(s), so that counters written by
+/// different threads (the submitter, the workers) do not slow each other.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// [`lock`] for the std locks that loom does not model (values that no
+/// state machine races on: a token's children, a blocking job's closure).
+pub(crate) fn lock_std<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// A queue with `concurrent_queue`'s API built on loom's `Mutex`, so that the
+/// models see the synchronisation that publishing a job provides.
+#[cfg(workerpoolxt_loom)]
+mod loom_queue {
+    use std::collections::VecDeque;
+
+    pub(crate) struct Queue<T> {
+        inner: loom::sync::Mutex<(VecDeque<T>, bool)>,
+    }
+
+    pub(crate) struct PushError<T>(T);
+
+    impl<T> PushError<T> {
+        pub(crate) fn into_inner(self) -> T {
+            self.0
+        }
+    }
+
+    impl<T> Queue<T> {
+        pub(crate) fn unbounded() -> Self {
+            Queue {
+                inner: loom::sync::Mutex::new((VecDeque::new(), false)),
+            }
+        }
+
+        pub(crate) fn push(&self, value: T) -> Result<(), PushError<T>> {
+            let mut q = self.inner.lock().unwrap();
+            if q.1 {
+                return Err(PushError(value));
+            }
+            q.0.push_back(value);
+            Ok(())
+        }
+
+        pub(crate) fn pop(&self) -> Result<T, ()> {
+            self.inner.lock().unwrap().0.pop_front().ok_or(())
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.inner.lock().unwrap().0.len()
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        pub(crate) fn close(&self) -> bool {
+            !std::mem::replace(&mut self.inner.lock().unwrap().1, true)
+        }
+
+        pub(crate) fn is_closed(&self) -> bool {
+            self.inner.lock().unwrap().1
+        }
     }
 }

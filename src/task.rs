@@ -292,7 +292,11 @@ impl<B: Body> Task<B> {
 impl<B: Body> Task<B> {
     /// Runs the task as far as it can go; `Ready` once it is done for good
     /// (its handle resolved and, for a blocking closure, the closure returned).
-    pub(crate) fn poll_task(self: Pin<&mut Self>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_task(
+        self: Pin<&mut Self>,
+        slot: &SlotOf<B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         let mut this = self.project();
         if *this.phase == Phase::Queued {
             *this.trace = Trace::start(slot.name.as_deref());
@@ -393,11 +397,21 @@ impl<B: Body> Task<B> {
                         }
                         Ok(Poll::Ready(Err(e))) => {
                             if let Err(p) = drop_attempt(this.attempt.as_mut()) {
-                                return Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked);
+                                return Self::finish(
+                                    this,
+                                    slot,
+                                    Err(JobError::Panicked(p)),
+                                    Final::Panicked,
+                                );
                             }
                             let retry = this.body.meta().map_or(0, |m| m.retry);
                             if *this.attempts > retry {
-                                return Self::finish(this, slot, Err(JobError::Failed(e)), Final::Failed);
+                                return Self::finish(
+                                    this,
+                                    slot,
+                                    Err(JobError::Failed(e)),
+                                    Final::Failed,
+                                );
                             }
                             if let Some(why) = Self::interrupted(this, slot) {
                                 return Self::interrupt(this, slot, cx, why);
@@ -428,7 +442,12 @@ impl<B: Body> Task<B> {
                             drop(payload);
                             let _ = drop_attempt(this.attempt.as_mut());
                             this.trace.panicked(p.message());
-                            return Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked);
+                            return Self::finish(
+                                this,
+                                slot,
+                                Err(JobError::Panicked(p)),
+                                Final::Panicked,
+                            );
                         }
                     }
                 }
@@ -467,7 +486,10 @@ pub(crate) type SlotOf<B> = Slot<<B as Body>::Output, <B as Body>::Error>;
 impl<B: Body> Task<B> {
     /// Starts the next attempt. Returns `Some` if the task ended instead.
     fn next_attempt(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Poll<()>> {
-        let ctx = this.ctx.as_ref().map(|c| c.with_attempt(*this.attempts + 1));
+        let ctx = this
+            .ctx
+            .as_ref()
+            .map(|c| c.with_attempt(*this.attempts + 1));
         let made = catch_unwind(AssertUnwindSafe(|| this.body.attempt(ctx)));
         match made {
             Ok(Some(attempt)) => {
@@ -479,11 +501,21 @@ impl<B: Body> Task<B> {
                 this.attempt.set(Some(attempt));
                 None
             }
-            Ok(None) => Some(Self::finish(this, slot, Err(JobError::Stopped), Final::Stopped)),
+            Ok(None) => Some(Self::finish(
+                this,
+                slot,
+                Err(JobError::Stopped),
+                Final::Stopped,
+            )),
             Err(payload) => {
                 *this.attempts += 1;
                 let p = Panic::from_payload(&*payload);
-                Some(Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked))
+                Some(Self::finish(
+                    this,
+                    slot,
+                    Err(JobError::Panicked(p)),
+                    Final::Panicked,
+                ))
             }
         }
     }
@@ -502,7 +534,11 @@ impl<B: Body> Task<B> {
     /// Arms every interrupt source (cancel, token, deadline) so that any of
     /// them wakes the task, and returns the one that already fired. Arming
     /// before checking makes it free of lost wake-ups.
-    fn poll_interrupts(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Option<Interrupt> {
+    fn poll_interrupts(
+        this: &mut Projected<'_, B>,
+        slot: &SlotOf<B>,
+        cx: &mut Context<'_>,
+    ) -> Option<Interrupt> {
         slot.register_task_waker(cx.waker());
         if slot.cancel_requested() {
             return Some(Interrupt::Cancelled);
@@ -530,7 +566,12 @@ impl<B: Body> Task<B> {
         None
     }
 
-    fn interrupt(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>, why: Interrupt) -> Poll<()> {
+    fn interrupt(
+        this: &mut Projected<'_, B>,
+        slot: &SlotOf<B>,
+        cx: &mut Context<'_>,
+        why: Interrupt,
+    ) -> Poll<()> {
         if let Some(ctx) = this.ctx.as_ref() {
             ctx.token().cancel();
         }
