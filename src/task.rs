@@ -452,13 +452,15 @@ impl<B: Body> Task<B> {
                     }
                 }
                 Phase::Backoff => {
-                    if let Some(why) = Self::interrupted(this, slot) {
-                        return Self::interrupt(this, slot, cx, why);
-                    }
                     let slept = match this.backoff_sleep.as_mut() {
                         Some(s) => s.as_mut().poll(cx).is_ready(),
                         None => true,
                     };
+                    // Checked after the sleep: a backoff that ends with (or
+                    // after) the deadline starts no attempt.
+                    if let Some(why) = Self::interrupted(this, slot) {
+                        return Self::interrupt(this, slot, cx, why);
+                    }
                     if !slept {
                         if let Some(why) = Self::poll_interrupts(this, slot, cx) {
                             return Self::interrupt(this, slot, cx, why);
@@ -521,14 +523,21 @@ impl<B: Body> Task<B> {
     }
 
     /// The interrupts that are already known, without registering anything.
-    fn interrupted(this: &Projected<'_, B>, slot: &SlotOf<B>) -> Option<Interrupt> {
+    ///
+    /// The deadline is checked against the clock, not only through its
+    /// timer: an attempt that fails without ever waiting, or a backoff that
+    /// ends together with the deadline, must not start another attempt.
+    fn interrupted(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Interrupt> {
         if slot.cancel_requested() || Self::token_is_cancelled(this.body, slot) {
-            Some(Interrupt::Cancelled)
-        } else if *this.deadline_passed {
-            Some(Interrupt::TimedOut)
-        } else {
-            None
+            return Some(Interrupt::Cancelled);
         }
+        if !*this.deadline_passed {
+            match *this.deadline {
+                Some(d) if slot.shared.now() >= d => *this.deadline_passed = true,
+                _ => return None,
+            }
+        }
+        Some(Interrupt::TimedOut)
     }
 
     /// Arms every interrupt source (cancel, token, deadline) so that any of

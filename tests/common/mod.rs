@@ -65,9 +65,7 @@ impl Rt {
                     body(b).await
                 });
             }
-            Rt::Smol => smol::block_on(body(
-                Pool::builder().spawner(|f| smol::spawn(f).detach()),
-            )),
+            Rt::Smol => smol::block_on(body(Pool::builder().spawner(|f| smol::spawn(f).detach()))),
             Rt::AsyncStd => async_std::task::block_on(body(Pool::builder().spawner(|f| {
                 async_std::task::spawn(f);
             }))),
@@ -377,7 +375,10 @@ struct ClockInner {
 
 struct ClockState {
     elapsed: Duration,
-    sleepers: Vec<(Instant, Waker)>,
+    /// (deadline, sleep id, waker): one entry per pending sleep, even when
+    /// several sleeps share a waker (a job's backoff and deadline do).
+    sleepers: Vec<(Instant, u64, Waker)>,
+    next_id: u64,
 }
 
 impl Default for ManualClock {
@@ -394,6 +395,7 @@ impl ManualClock {
                 state: Mutex::new(ClockState {
                     elapsed: Duration::ZERO,
                     sleepers: Vec::new(),
+                    next_id: 0,
                 }),
                 sleepers_changed: Event::new(),
             }),
@@ -411,9 +413,9 @@ impl ManualClock {
             st.elapsed += d;
             let now = self.inner.base + st.elapsed;
             let (due, rest): (Vec<_>, Vec<_>) =
-                st.sleepers.drain(..).partition(|(at, _)| *at <= now);
+                st.sleepers.drain(..).partition(|(at, _, _)| *at <= now);
             st.sleepers = rest;
-            due.into_iter().map(|(_, w)| w).collect()
+            due.into_iter().map(|(_, _, w)| w).collect()
         };
         for w in wakers {
             w.wake();
@@ -447,9 +449,15 @@ impl Clock for ManualClock {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        let id = {
+            let mut st = self.inner.state.lock().unwrap();
+            st.next_id += 1;
+            st.next_id
+        };
         Box::pin(ManualSleep {
             clock: self.clone(),
             deadline,
+            id,
         })
     }
 }
@@ -457,6 +465,16 @@ impl Clock for ManualClock {
 struct ManualSleep {
     clock: ManualClock,
     deadline: Instant,
+    id: u64,
+}
+
+impl Drop for ManualSleep {
+    fn drop(&mut self) {
+        let id = self.id;
+        if let Ok(mut st) = self.clock.inner.state.lock() {
+            st.sleepers.retain(|(_, i, _)| *i != id);
+        }
+    }
 }
 
 impl Future for ManualSleep {
@@ -466,8 +484,9 @@ impl Future for ManualSleep {
         if self.clock.inner.base + st.elapsed >= self.deadline {
             return Poll::Ready(());
         }
-        st.sleepers.retain(|(_, w)| !w.will_wake(cx.waker()));
-        st.sleepers.push((self.deadline, cx.waker().clone()));
+        let id = self.id;
+        st.sleepers.retain(|(_, i, _)| *i != id);
+        st.sleepers.push((self.deadline, id, cx.waker().clone()));
         drop(st);
         self.clock.inner.sleepers_changed.notify(usize::MAX);
         Poll::Pending
