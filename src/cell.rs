@@ -130,6 +130,8 @@ where
 /// resolved it).
 pub(crate) struct QueueEntry {
     cell: Arc<dyn Run>,
+    /// The job's position in submission order (see `Shared::reserve_place`).
+    pub(crate) ticket: usize,
     done: bool,
 }
 
@@ -139,6 +141,7 @@ impl QueueEntry {
     pub(crate) fn new<B: Body>(
         slot: SlotOf<B>,
         task: Task<B>,
+        ticket: usize,
     ) -> (QueueEntry, Arc<dyn AsSlot<B::Output, B::Error>>)
     where
         Task<B>: Send,
@@ -148,7 +151,11 @@ impl QueueEntry {
             task: UnsafeCell::new(Some(task)),
         });
         let handle: Arc<dyn AsSlot<B::Output, B::Error>> = cell.clone();
-        let entry = QueueEntry { cell, done: false };
+        let entry = QueueEntry {
+            cell,
+            ticket,
+            done: false,
+        };
         (entry, handle)
     }
 }

@@ -124,19 +124,21 @@ impl<E: Error + 'static> Error for JobError<E> {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Panic {
-    message: String,
+    message: Box<str>,
 }
 
 impl Panic {
     pub(crate) fn from_payload(payload: &(dyn Any + Send)) -> Panic {
-        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-            (*s).to_owned()
+        let message: &str = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            s
         } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
+            s
         } else {
-            "Box<dyn Any>".to_owned()
+            "Box<dyn Any>"
         };
-        Panic { message }
+        Panic {
+            message: message.into(),
+        }
     }
 
     /// The panic's message.

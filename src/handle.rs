@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_core::future::FusedFuture;
 
@@ -34,12 +34,25 @@ pub(crate) struct Slot<T, E> {
     state: AtomicU8,
     pub(crate) shared: Arc<Shared>,
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) submitted_at: Instant,
+    /// When it was submitted, in nanoseconds since the pool's epoch.
+    pub(crate) submitted: u64,
     inner: Mutex<Inner<T, E>>,
 }
 
+/// How a job went, besides its result: kept small, since every queued job
+/// carries one.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Record {
+    pub(crate) attempts: u32,
+    /// Submit to first start (or to leaving the queue unstarted), in ns.
+    pub(crate) queued: u64,
+    /// First start to the end, in ns.
+    pub(crate) run: u64,
+}
+
 struct Inner<T, E> {
-    outcome: Option<Outcome<T, E>>,
+    result: Option<Result<T, JobError<E>>>,
+    record: Record,
     /// Woken when the outcome is stored.
     handle_waker: Option<Waker>,
     /// Woken when the handle asks for a cancel while the job runs.
@@ -47,14 +60,15 @@ struct Inner<T, E> {
 }
 
 impl<T, E> Slot<T, E> {
-    pub(crate) fn new(shared: Arc<Shared>, name: Option<Arc<str>>, submitted_at: Instant) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, name: Option<Arc<str>>, submitted: u64) -> Self {
         Slot {
             state: AtomicU8::new(0),
             shared,
             name,
-            submitted_at,
+            submitted,
             inner: Mutex::new(Inner {
-                outcome: None,
+                result: None,
+                record: Record::default(),
                 handle_waker: None,
                 task_waker: None,
             }),
@@ -88,12 +102,13 @@ impl<T, E> Slot<T, E> {
         }
     }
 
-    /// Stores the outcome and wakes the handle.
-    pub(crate) fn complete(&self, outcome: Outcome<T, E>, how: Final) {
+    /// Stores the result and wakes the handle.
+    pub(crate) fn complete(&self, result: Result<T, JobError<E>>, record: Record, how: Final) {
         let waker = {
             let mut inner = lock(&self.inner);
-            debug_assert!(inner.outcome.is_none());
-            inner.outcome = Some(outcome);
+            debug_assert!(inner.result.is_none());
+            inner.result = Some(result);
+            inner.record = record;
             inner.task_waker = None;
             self.state.fetch_or(COMPLETE, Ordering::Release);
             inner.handle_waker.take()
@@ -104,14 +119,23 @@ impl<T, E> Slot<T, E> {
         }
     }
 
-    /// An outcome for a job that never ran.
-    pub(crate) fn unstarted(&self, now: Instant, error: JobError<E>) -> Outcome<T, E> {
+    /// Resolves a job that never ran with `error`.
+    pub(crate) fn complete_unstarted(&self, error: JobError<E>, how: Final) {
+        let record = Record {
+            attempts: 0,
+            queued: self.shared.now_ns().saturating_sub(self.submitted),
+            run: 0,
+        };
+        self.complete(Err(error), record, how);
+    }
+
+    fn outcome(&self, result: Result<T, JobError<E>>, record: Record) -> Outcome<T, E> {
         Outcome {
             name: self.name.clone(),
-            duration: Duration::ZERO,
-            queued: now.saturating_duration_since(self.submitted_at),
-            attempts: 0,
-            result: Err(error),
+            duration: Duration::from_nanos(record.run),
+            queued: Duration::from_nanos(record.queued),
+            attempts: record.attempts,
+            result,
         }
     }
 
@@ -128,8 +152,7 @@ impl<T, E> Slot<T, E> {
             // Still queued: the job will never start. Resolve it here, at once,
             // rather than when a worker reaches it in the queue.
             self.shared.left_queue();
-            let now = self.shared.clock.now();
-            self.complete(self.unstarted(now, JobError::Cancelled), Final::Cancelled);
+            self.complete_unstarted(JobError::Cancelled, Final::Cancelled);
         } else {
             let waker = lock(&self.inner).task_waker.take();
             if let Some(w) = waker {
@@ -140,8 +163,10 @@ impl<T, E> Slot<T, E> {
 
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T, E>>> {
         let mut inner = lock(&self.inner);
-        if let Some(outcome) = inner.outcome.take() {
-            return Poll::Ready(Some(outcome));
+        if let Some(result) = inner.result.take() {
+            let record = inner.record;
+            drop(inner);
+            return Poll::Ready(Some(self.outcome(result, record)));
         }
         if self.is_complete() {
             // Taken before: a fused handle.
@@ -158,7 +183,11 @@ impl<T, E> Slot<T, E> {
         if !self.is_complete() {
             return None;
         }
-        lock(&self.inner).outcome.take()
+        let mut inner = lock(&self.inner);
+        let result = inner.result.take()?;
+        let record = inner.record;
+        drop(inner);
+        Some(self.outcome(result, record))
     }
 }
 
@@ -245,6 +274,11 @@ impl<T, E> ResultHandle<T, E> {
     }
 
     /// Whether the job has finished and its result is (or was) ready.
+    ///
+    /// This turns `true` as soon as the result is *ready*, before it is
+    /// taken: to guard a `select!` branch on `&mut handle`, use
+    /// [`FusedFuture::is_terminated`] (true once the result was *taken*),
+    /// or the branch is switched off before it reads the result.
     pub fn is_finished(&self) -> bool {
         self.slot().is_complete()
     }
@@ -299,6 +333,10 @@ impl<T, E> ResultHandle<T, E> {
 
     /// A future of the job's full [`Outcome`]: its result with its name,
     /// attempts, run duration and queue wait.
+    ///
+    /// It consumes the handle; the future it returns is also `Unpin` and a
+    /// [`FusedFuture`], so to `select!` on a job and still read its
+    /// duration and attempts, turn the handle into its outcome future first.
     ///
     /// # Examples
     ///

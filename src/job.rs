@@ -290,8 +290,8 @@ impl<T: Send + 'static, E: Send + 'static> Body for JobBodyBox<T, E> {
 /// [`attempt`](Self::attempt) number.
 ///
 /// Its [`token`](Self::token) is the job's own: it is cancelled when the job
-/// is cancelled (by its handle, its token or the pool's), and when its
-/// deadline passes. Async jobs are dropped at that moment anyway; blocking
+/// is cancelled (by its handle, or by its [`Job::cancel_token`] if it has
+/// one, or else by the pool's token), and when its deadline passes. Async jobs are dropped at that moment anyway; blocking
 /// closures should check [`is_cancelled`](Self::is_cancelled) to stop early.
 ///
 /// # Examples

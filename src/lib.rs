@@ -83,6 +83,7 @@
 //! | timed out | future dropped, *then* handle: `TimedOut`; slot freed | handle: `TimedOut` at once; slot held until the closure returns |
 //! | deadline passed while queued | never starts; handle: `TimedOut` | never starts; handle: `TimedOut` |
 //! | pool stopped while queued | never starts; handle: `Stopped` | never starts; handle: `Stopped` |
+//! | pool stopped while running | runs to its end; `stop` waits for it | runs to its end; `stop` waits for it |
 //! | panicked | handle: `Panicked(message)`; the worker goes on | handle: `Panicked(message)`; the worker goes on |
 //!
 //! # Runtimes
@@ -123,8 +124,9 @@
 //! # Examples
 //!
 //! The `examples/` directory has one file per runtime and per feature of the
-//! Go library's README: `hello`, `select` (tokio), `smol`, `xt` (results,
-//! errors, contexts, timeouts, retry, options, durations).
+//! Go library's README: `hello` (no runtime), `select` (tokio), `smol`,
+//! `async_std`, `xt` (results, errors, contexts, timeouts, retry, options,
+//! durations) and `progress` (20,000 jobs with a progress bar and a summary).
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
@@ -156,6 +158,10 @@ pub use crate::options::Options;
 pub use crate::pool::{Builder, Pause, PauseGuard, Pool, Stop, SubmitWait};
 pub use crate::runtime::{BoxFuture, Clock};
 pub use crate::set::ResultSet;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[allow(dead_code)]
 fn _assert_traits() {

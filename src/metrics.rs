@@ -7,6 +7,10 @@ use crate::sync::{AtomicU64, Ordering, Padded};
 /// Every submission is counted once in `submitted` and, at any moment, in
 /// exactly one of `waiting`, `running` or a final counter (`succeeded`,
 /// `failed`, `timed_out`, `cancelled`, `panicked`, `stopped`, `rejected`).
+/// A blocking closure that was cancelled or timed out while running is
+/// final from the moment its handle resolves; while it still runs it is also
+/// counted in `draining` (not in `running`), so busy slots are
+/// `running + draining` ([`Pool::running`](crate::Pool::running)).
 /// So when the pool is quiet (no submit, cancel or job in flight while the
 /// snapshot is taken):
 ///
@@ -36,8 +40,11 @@ pub struct Metrics {
     pub submitted: u64,
     /// Jobs queued and not started (nor cancelled, nor stopped) yet.
     pub waiting: u64,
-    /// Workers holding a job: started and not finished.
+    /// Jobs started whose handles have not resolved yet.
     pub running: u64,
+    /// Blocking closures whose handles resolved (`Cancelled`, `TimedOut`)
+    /// but which have not returned yet: they still hold their slots.
+    pub draining: u64,
     /// Jobs that returned a value.
     pub succeeded: u64,
     /// Jobs whose last attempt returned an error.
@@ -115,7 +122,7 @@ impl Counters {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, waiting: u64, running: u64) -> Metrics {
+    pub(crate) fn snapshot(&self, waiting: u64, running: u64, draining: u64) -> Metrics {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         // Finals first and `submitted` last: a job counted in a final counter
         // was submitted before, so the snapshot never shows more finished
@@ -123,6 +130,7 @@ impl Counters {
         let mut m = Metrics {
             waiting,
             running,
+            draining,
             succeeded: r(&self.succeeded),
             failed: r(&self.failed),
             timed_out: r(&self.timed_out),

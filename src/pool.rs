@@ -227,6 +227,9 @@ impl Pool {
     }
 
     /// [`try_submit`](Self::try_submit) for a [`Job`].
+    // The job comes back by value in the error: that is the point of the
+    // call, so the large `Err` is intended.
+    #[allow(clippy::result_large_err)]
     pub fn try_submit_job<T, E>(
         &self,
         job: Job<T, E>,
@@ -274,8 +277,8 @@ impl Pool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        SubmitWait::new(self.clone(), future, None, |pool, f, name| {
-            pool.enqueue(OnceFuture::new(), Some(OkFuture::new(f)), name)
+        SubmitWait::new(self.clone(), future, None, |pool, f, name, ticket| {
+            pool.enqueue(OnceFuture::new(), Some(OkFuture::new(f)), name, ticket)
         })
     }
 
@@ -285,8 +288,8 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        SubmitWait::new(self.clone(), f, None, |pool, f, name| {
-            pool.enqueue(OnceBlocking(Some(f)), None, name)
+        SubmitWait::new(self.clone(), f, None, |pool, f, name, ticket| {
+            pool.enqueue(OnceBlocking(Some(f)), None, name, ticket)
         })
     }
 
@@ -297,22 +300,20 @@ impl Pool {
         E: Send + 'static,
     {
         let name = job.get_name().map(Arc::from);
-        SubmitWait::new(self.clone(), job, name, |pool, job, name| {
-            pool.enqueue(job.into_parts().0, None, name)
+        SubmitWait::new(self.clone(), job, name, |pool, job, name, ticket| {
+            pool.enqueue(job.into_parts().0, None, name, ticket)
         })
     }
 
-    /// Counts a submission and reserves its place in the queue.
-    fn admit(&self) -> Result<(), Refused> {
+    /// Counts a submission and reserves its place in the queue; returns
+    /// its ticket.
+    fn admit(&self) -> Result<usize, Refused> {
         let shared = self.shared();
         shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
         if !shared.is_open() {
             return Err(Refused::Stopped);
         }
-        if !shared.reserve_place() {
-            return Err(Refused::Full);
-        }
-        Ok(())
+        shared.reserve_place().ok_or(Refused::Full)
     }
 
     /// Queues a job whose place is reserved.
@@ -321,10 +322,11 @@ impl Pool {
         body: B,
         first: Option<B::Attempt>,
         name: Option<Arc<str>>,
+        ticket: usize,
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
-        let slot = Slot::new(shared.clone(), name, shared.now());
-        let (task, cell) = QueueEntry::new(slot, Task::new(body, first));
+        let slot = Slot::new(shared.clone(), name, shared.now_ns());
+        let (task, cell) = QueueEntry::new(slot, Task::new(body, first), ticket);
         let handle = ResultHandle::new(cell);
         if let Err(task) = shared.push(task) {
             // Stopped between the admission and the push: dropping the
@@ -341,19 +343,19 @@ impl Pool {
         build: impl FnOnce(I) -> (B, Option<B::Attempt>),
     ) -> ResultHandle<B::Output, B::Error> {
         match self.admit() {
-            Ok(()) => {
+            Ok(ticket) => {
                 let (body, first) = build(input);
-                self.enqueue(body, first, name)
+                self.enqueue(body, first, name, ticket)
             }
             Err(why) => {
                 drop(input);
                 let shared = self.shared();
-                let slot = Slot::new(shared.clone(), name, shared.now());
+                let slot = Slot::new(shared.clone(), name, shared.now_ns());
                 let (err, how) = match why {
                     Refused::Full => (JobError::QueueFull, Final::Rejected),
                     Refused::Stopped => (JobError::Stopped, Final::Stopped),
                 };
-                slot.complete(slot.unstarted(shared.now(), err), how);
+                slot.complete_unstarted(err, how);
                 ResultHandle::new(Arc::new(slot))
             }
         }
@@ -366,9 +368,9 @@ impl Pool {
         build: impl FnOnce(I) -> (B, Option<B::Attempt>),
     ) -> Result<ResultHandle<B::Output, B::Error>, TrySubmitError<I>> {
         match self.admit() {
-            Ok(()) => {
+            Ok(ticket) => {
                 let (body, first) = build(input);
-                Ok(self.enqueue(body, first, name))
+                Ok(self.enqueue(body, first, name, ticket))
             }
             Err(Refused::Full) => {
                 self.shared().counters.count(Final::Rejected);
@@ -451,15 +453,19 @@ impl Pool {
         !self.shared().is_open()
     }
 
-    /// Pauses the pool: resolves once no job is running, with a guard.
+    /// Pauses the pool: resolves, with a guard, once the jobs submitted
+    /// before the call have run and no job is running.
     ///
-    /// As soon as `pause` is called, no queued job starts; the future
-    /// resolves once the running ones have ended. No job starts while the
-    /// guard lives; dropping it resumes the queue in FIFO order.
+    /// The pause takes its place in the queue, as in gammazero/workerpool:
+    /// jobs submitted before `pause` was called still start (in FIFO order)
+    /// and finish before the future resolves; jobs submitted from the call
+    /// on wait in the queue (counted by [`waiting`](Self::waiting)) while the
+    /// guard lives. Dropping the guard lets them start, in FIFO order.
     ///
     /// Pauses are taken one at a time: a second `pause` resolves after the
-    /// first guard is dropped (the pool stays paused in between). A pause of
-    /// a stopped pool resolves at once, and `stop_wait` ends every pause.
+    /// first guard is dropped, and the jobs it holds back stay held in
+    /// between. A pause of a stopped pool resolves at once, and
+    /// [`stop_wait`](Self::stop_wait) ends every pause (it runs the queue).
     ///
     /// # Cancel safety
     ///
@@ -481,10 +487,11 @@ impl Pool {
     /// ```
     pub fn pause(&self) -> Pause {
         let shared = self.shared().clone();
-        // Workers hold off from now on, even before the future is polled.
-        shared.paused.fetch_add(1, Ordering::SeqCst);
+        // Jobs submitted from now on are held, even before the future is polled.
+        let barrier = shared.add_pause();
         Pause {
             shared,
+            barrier,
             counted: true,
             holder: false,
             listener: None,
@@ -526,8 +533,9 @@ impl Pool {
         self.shared().waiting()
     }
 
-    /// Jobs started and not finished (workers busy). Never above
-    /// [`max_workers`](Self::max_workers).
+    /// Busy slots: jobs started and not finished, including blocking
+    /// closures whose handles already resolved (cancelled or timed out) but
+    /// which have not returned. Never above [`max_workers`](Self::max_workers).
     pub fn running(&self) -> usize {
         self.shared().running.load(Ordering::SeqCst)
     }
@@ -625,6 +633,8 @@ impl fmt::Debug for Stop {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Pause {
     shared: Arc<Shared>,
+    /// The first queue ticket this pause holds back.
+    barrier: usize,
     /// Counted in `paused` (workers hold off).
     counted: bool,
     /// Holds the pool's one pause.
@@ -669,7 +679,7 @@ impl Future for Pause {
                 }
                 continue;
             }
-            if this.shared.running.load(Ordering::SeqCst) == 0 {
+            if this.shared.pause_reached(this.barrier) {
                 return Poll::Ready(this.guard());
             }
             match this.listener.as_mut() {
@@ -691,6 +701,7 @@ impl Pause {
         self.listener = None;
         let guard = PauseGuard {
             shared: self.shared.clone(),
+            barrier: self.barrier,
             counted: self.counted,
             holder: self.holder,
         };
@@ -703,7 +714,7 @@ impl Pause {
 impl Drop for Pause {
     fn drop(&mut self) {
         // Withdrawn before it resolved.
-        release_pause(&self.shared, self.counted, self.holder);
+        release_pause(&self.shared, self.barrier, self.counted, self.holder);
     }
 }
 
@@ -719,14 +730,13 @@ impl fmt::Debug for Pause {
     }
 }
 
-fn release_pause(shared: &Shared, counted: bool, holder: bool) {
+fn release_pause(shared: &Shared, barrier: usize, counted: bool, holder: bool) {
     if holder {
         shared.pause_held.store(0, Ordering::SeqCst);
     }
     if counted {
-        shared.paused.fetch_sub(1, Ordering::SeqCst);
-    }
-    if counted || holder {
+        shared.remove_pause(barrier);
+    } else if holder {
         shared.unpaused.notify(usize::MAX);
     }
 }
@@ -735,13 +745,14 @@ fn release_pause(shared: &Shared, counted: bool, holder: bool) {
 #[must_use = "dropping the guard resumes the pool at once"]
 pub struct PauseGuard {
     shared: Arc<Shared>,
+    barrier: usize,
     counted: bool,
     holder: bool,
 }
 
 impl Drop for PauseGuard {
     fn drop(&mut self) {
-        release_pause(&self.shared, self.counted, self.holder);
+        release_pause(&self.shared, self.barrier, self.counted, self.holder);
     }
 }
 
@@ -765,7 +776,7 @@ pub struct SubmitWait<I, T, E = std::convert::Infallible> {
     listener: Option<EventListener>,
 }
 
-type Enqueue<I, T, E> = fn(&Pool, I, Option<Arc<str>>) -> ResultHandle<T, E>;
+type Enqueue<I, T, E> = fn(&Pool, I, Option<Arc<str>>, usize) -> ResultHandle<T, E>;
 
 // The input is only moved, never pinned or polled here.
 impl<I, T, E> Unpin for SubmitWait<I, T, E> {}
@@ -798,10 +809,10 @@ impl<I, T, E> Future for SubmitWait<I, T, E> {
                 shared.counters.count(Final::Stopped);
                 return Poll::Ready(Err(SubmitError(input)));
             }
-            if shared.reserve_place() {
+            if let Some(ticket) = shared.reserve_place() {
                 shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 let name = this.name.take();
-                return Poll::Ready(Ok((this.enqueue)(&this.pool, input, name)));
+                return Poll::Ready(Ok((this.enqueue)(&this.pool, input, name, ticket)));
             }
             this.input = Some(input);
             match this.listener.as_mut() {

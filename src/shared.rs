@@ -46,9 +46,19 @@ pub(crate) struct Shared {
     pub(crate) workers: AtomicUsize,
     /// Written by workers around every job.
     pub(crate) running: Padded<AtomicUsize>,
+    /// Blocking closures whose handles resolved (cancel, timeout) but which
+    /// still run: counted in `running` too.
+    pub(crate) draining: AtomicUsize,
     pub(crate) idle: AtomicUsize,
     /// Pauses requested or held.
     pub(crate) paused: AtomicUsize,
+    /// The earliest queue ticket that a live pause holds back (`usize::MAX`
+    /// when none): jobs queued before a pause still run, later ones wait.
+    pub(crate) pause_barrier: AtomicUsize,
+    /// The barriers of the live pauses (pauses are rare: a lock is fine).
+    pause_barriers: std::sync::Mutex<Vec<usize>>,
+    /// Entries workers took out of the queue, in FIFO order.
+    pub(crate) popped: Padded<AtomicUsize>,
     /// Whether a pause guard is held (pauses are taken one at a time).
     pub(crate) pause_held: AtomicU8,
     pub(crate) state: AtomicU8,
@@ -65,6 +75,9 @@ pub(crate) struct Shared {
     pub(crate) clock: SharedClock,
     /// `true` when `clock` is the system clock (read without a virtual call).
     pub(crate) system_clock: bool,
+    /// Jobs keep their times as nanoseconds since this instant (8 bytes
+    /// instead of 16).
+    pub(crate) epoch: Instant,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) default_options: Option<Options>,
@@ -85,6 +98,11 @@ pub(crate) struct Config {
 
 impl Shared {
     pub(crate) fn new(c: Config) -> Shared {
+        let epoch = if c.system_clock {
+            Instant::now()
+        } else {
+            c.clock.now()
+        };
         Shared {
             queue: Queue::unbounded(),
             capacity: c.capacity,
@@ -93,8 +111,12 @@ impl Shared {
             max_workers: AtomicUsize::new(c.max_workers),
             workers: AtomicUsize::new(0),
             running: Padded(AtomicUsize::new(0)),
+            draining: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             paused: AtomicUsize::new(0),
+            pause_barrier: AtomicUsize::new(usize::MAX),
+            pause_barriers: std::sync::Mutex::new(Vec::new()),
+            popped: Padded(AtomicUsize::new(0)),
             pause_held: AtomicU8::new(0),
             state: AtomicU8::new(OPEN),
             job_ready: Event::new(),
@@ -104,6 +126,7 @@ impl Shared {
             counters: Counters::default(),
             spawner: c.spawner,
             clock: c.clock,
+            epoch,
             system_clock: c.system_clock,
             idle_timeout: c.idle_timeout,
             default_timeout: c.default_timeout,
@@ -120,6 +143,16 @@ impl Shared {
         }
     }
 
+    /// `t` in nanoseconds since the pool's epoch (0 for earlier times).
+    pub(crate) fn since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// The time in nanoseconds since the pool's epoch.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.since_epoch(self.now())
+    }
+
     pub(crate) fn state(&self) -> u8 {
         self.state.load(Ordering::SeqCst)
     }
@@ -129,9 +162,12 @@ impl Shared {
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
+        let running = self.running.load(Ordering::SeqCst);
+        let draining = self.draining.load(Ordering::SeqCst);
         self.counters.snapshot(
             self.waiting() as u64,
-            self.running.load(Ordering::SeqCst) as u64,
+            running.saturating_sub(draining) as u64,
+            draining as u64,
         )
     }
 
@@ -145,20 +181,18 @@ impl Shared {
         self.enqueued.load(Ordering::SeqCst).saturating_sub(out)
     }
 
-    /// Reserves a place in the queue. `false` if a bounded queue is full.
-    pub(crate) fn reserve_place(&self) -> bool {
+    /// Reserves a place in the queue and returns its ticket (the job's
+    /// position in submission order), or `None` if a bounded queue is full.
+    pub(crate) fn reserve_place(&self) -> Option<usize> {
         match self.capacity {
-            None => {
-                self.enqueued.fetch_add(1, Ordering::SeqCst);
-                true
-            }
+            None => Some(self.enqueued.fetch_add(1, Ordering::SeqCst)),
             Some(cap) => {
                 let mut n = self.enqueued.load(Ordering::SeqCst);
                 loop {
                     // `dequeued` only grows meanwhile: the check errs on the
                     // side of "full", never past the capacity.
                     if n - self.dequeued.load(Ordering::SeqCst) >= cap {
-                        return false;
+                        return None;
                     }
                     match self.enqueued.compare_exchange_weak(
                         n,
@@ -166,7 +200,7 @@ impl Shared {
                         Ordering::SeqCst,
                         Ordering::SeqCst,
                     ) {
-                        Ok(_) => return true,
+                        Ok(_) => return Some(n),
                         Err(actual) => n = actual,
                     }
                 }
@@ -268,9 +302,43 @@ impl Shared {
         }
     }
 
-    /// Whether workers should hold off taking jobs.
-    pub(crate) fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst) > 0 && self.is_open()
+    /// Whether a pause holds back the job with queue ticket `ticket`.
+    pub(crate) fn holds_back(&self, ticket: usize) -> bool {
+        self.paused.load(Ordering::SeqCst) > 0
+            && ticket >= self.pause_barrier.load(Ordering::SeqCst)
+            && self.is_open()
+    }
+
+    /// Registers a pause; returns its barrier: the ticket of the next job
+    /// submitted. Jobs before it still run; it and later ones are held.
+    pub(crate) fn add_pause(&self) -> usize {
+        let mut barriers = crate::sync::lock_std(&self.pause_barriers);
+        let barrier = self.enqueued.load(Ordering::SeqCst);
+        barriers.push(barrier);
+        let min = barriers.iter().copied().min().unwrap_or(usize::MAX);
+        self.pause_barrier.store(min, Ordering::SeqCst);
+        self.paused.fetch_add(1, Ordering::SeqCst);
+        barrier
+    }
+
+    /// Ends a pause registered with [`add_pause`](Self::add_pause).
+    pub(crate) fn remove_pause(&self, barrier: usize) {
+        {
+            let mut barriers = crate::sync::lock_std(&self.pause_barriers);
+            if let Some(i) = barriers.iter().position(|b| *b == barrier) {
+                barriers.swap_remove(i);
+            }
+            let min = barriers.iter().copied().min().unwrap_or(usize::MAX);
+            self.pause_barrier.store(min, Ordering::SeqCst);
+            self.paused.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.unpaused.notify(usize::MAX);
+    }
+
+    /// Whether a pause with `barrier` has taken hold: every job queued
+    /// before it has been taken out of the queue, and none is running.
+    pub(crate) fn pause_reached(&self, barrier: usize) -> bool {
+        self.running.load(Ordering::SeqCst) == 0 && self.popped.load(Ordering::SeqCst) >= barrier
     }
 
     /// Whether a worker should leave because the pool shrank.

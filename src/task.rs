@@ -26,7 +26,7 @@ use pin_project_lite::pin_project;
 
 use crate::cancel::{CancelToken, Cancelled};
 use crate::error::{JobError, Panic};
-use crate::handle::{Outcome, Slot};
+use crate::handle::{Record, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
 use crate::runtime::{unblock, BoxFuture};
@@ -185,18 +185,31 @@ pin_project! {
     pub(crate) struct Task<B: Body> {
         body: B,
         phase: Phase,
-        attempts: u32,
-        started_at: Option<Instant>,
-        deadline: Option<Instant>,
         deadline_passed: bool,
-        deadline_timer: Option<BoxFuture<()>>,
-        token_wait: Option<Cancelled>,
-        backoff_sleep: Option<BoxFuture<()>>,
-        ctx: Option<JobContext>,
+        attempts: u32,
+        // First start, in ns since the pool's epoch.
+        started: u64,
+        // What only some jobs need (a deadline, a context, a wait): boxed,
+        // so that a plain queued job stays small.
+        extra: Option<Box<Extra>>,
         trace: Trace,
         #[pin]
         attempt: Option<B::Attempt>,
     }
+}
+
+/// The part of a task that plain submits that finish at once never need.
+#[derive(Default)]
+struct Extra {
+    deadline: Option<Instant>,
+    deadline_timer: Option<BoxFuture<()>>,
+    token_wait: Option<Cancelled>,
+    backoff_sleep: Option<BoxFuture<()>>,
+    ctx: Option<JobContext>,
+}
+
+fn extra(e: &mut Option<Box<Extra>>) -> &mut Extra {
+    e.get_or_insert_with(Default::default)
 }
 
 /// Drops a pinned attempt, catching a panic of its destructor.
@@ -213,14 +226,10 @@ impl<B: Body> Task<B> {
         Task {
             body,
             phase: Phase::Queued,
-            attempts: 0,
-            started_at: None,
-            deadline: None,
             deadline_passed: false,
-            deadline_timer: None,
-            token_wait: None,
-            backoff_sleep: None,
-            ctx: None,
+            attempts: 0,
+            started: 0,
+            extra: None,
             trace: Trace::none(),
             attempt: first,
         }
@@ -252,37 +261,30 @@ impl<B: Body> Task<B> {
                 // Dropped unstarted: a stop, a refused push, or a dropped
                 // executor. The job never runs; its handle learns why.
                 if slot.try_start() {
-                    let outcome = slot.unstarted(slot.shared.now(), JobError::Stopped);
                     // The unstarted future goes first, then the handle resolves.
                     let _ = drop_attempt(this.attempt);
-                    slot.complete(outcome, Final::Stopped);
+                    slot.complete_unstarted(JobError::Stopped, Final::Stopped);
                 }
             }
             Phase::Running | Phase::Backoff => {
                 // Dropped mid-run: only when the executor running the worker
                 // goes away. Body first, then the handle.
                 let dropped = drop_attempt(this.attempt);
-                if let Some(ctx) = this.ctx.as_ref() {
+                if let Some(ctx) = this.extra.as_ref().and_then(|e| e.ctx.as_ref()) {
                     ctx.token().cancel();
                 }
-                let now = slot.shared.now();
                 let (result, how) = match dropped {
                     Ok(()) => (Err(JobError::Stopped), Final::Stopped),
                     Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                 };
-                let outcome = Outcome {
-                    name: slot.name.clone(),
-                    duration: now.saturating_duration_since(this.started_at.unwrap_or(now)),
-                    queued: this
-                        .started_at
-                        .unwrap_or(now)
-                        .saturating_duration_since(slot.submitted_at),
-                    attempts: *this.attempts,
-                    result,
-                };
-                slot.complete(outcome, how);
+                let record = Self::record(*this.attempts, *this.started, slot);
+                slot.complete(result, record, how);
             }
-            Phase::Draining | Phase::Done => {
+            Phase::Draining => {
+                let _ = drop_attempt(this.attempt);
+                slot.shared.draining.fetch_sub(1, Ordering::SeqCst);
+            }
+            Phase::Done => {
                 let _ = drop_attempt(this.attempt);
             }
         }
@@ -319,7 +321,7 @@ impl<B: Body> Task<B> {
                     }
                     let shared = &slot.shared;
                     let now = shared.now();
-                    *this.started_at = Some(now);
+                    *this.started = shared.since_epoch(now);
                     let meta = this.body.meta();
                     // A job's own deadline or timeout replaces the pool's default.
                     let deadline = match meta {
@@ -332,7 +334,6 @@ impl<B: Body> Task<B> {
                         }
                         _ => shared.default_timeout.and_then(|t| now.checked_add(t)),
                     };
-                    *this.deadline = deadline;
                     let refused = if Self::token_is_cancelled(this.body, slot) {
                         Some(Interrupt::Cancelled)
                     } else if deadline.is_some_and(|d| d <= now) {
@@ -345,20 +346,26 @@ impl<B: Body> Task<B> {
                         *this.phase = Phase::Done;
                         let _ = drop_attempt(this.attempt.as_mut());
                         let (err, how) = why.into_error();
-                        let outcome = slot.unstarted(now, err);
                         this.trace.finished(how);
-                        slot.complete(outcome, how);
+                        slot.complete_unstarted(err, how);
                         return Poll::Ready(());
                     }
-                    if let Some(m) = meta {
-                        *this.ctx = Some(JobContext::new(
-                            m,
-                            m.options
-                                .clone()
-                                .or_else(|| shared.default_options.clone())
-                                .unwrap_or_default(),
+                    if deadline.is_some() || meta.is_some() {
+                        let ctx = meta.map(|m| {
+                            JobContext::new(
+                                m,
+                                m.options
+                                    .clone()
+                                    .or_else(|| shared.default_options.clone())
+                                    .unwrap_or_default(),
+                                deadline,
+                            )
+                        });
+                        *this.extra = Some(Box::new(Extra {
                             deadline,
-                        ));
+                            ctx,
+                            ..Extra::default()
+                        }));
                     }
                     *this.phase = Phase::Running;
                     if this.attempt.is_none() {
@@ -433,7 +440,8 @@ impl<B: Body> Task<B> {
                             } else {
                                 let shared = &slot.shared;
                                 let wake_at = shared.now() + delay;
-                                *this.backoff_sleep = Some(shared.clock.sleep_until(wake_at));
+                                extra(this.extra).backoff_sleep =
+                                    Some(shared.clock.sleep_until(wake_at));
                                 *this.phase = Phase::Backoff;
                             }
                         }
@@ -452,7 +460,7 @@ impl<B: Body> Task<B> {
                     }
                 }
                 Phase::Backoff => {
-                    let slept = match this.backoff_sleep.as_mut() {
+                    let slept = match this.extra.as_mut().and_then(|e| e.backoff_sleep.as_mut()) {
                         Some(s) => s.as_mut().poll(cx).is_ready(),
                         None => true,
                     };
@@ -467,13 +475,13 @@ impl<B: Body> Task<B> {
                         }
                         return Poll::Pending;
                     }
-                    *this.backoff_sleep = None;
+                    extra(this.extra).backoff_sleep = None;
                     *this.phase = Phase::Running;
                     if let Some(done) = Self::next_attempt(this, slot) {
                         return done;
                     }
                 }
-                Phase::Draining => return Self::drain(this, cx),
+                Phase::Draining => return Self::drain(this, slot, cx),
                 Phase::Done => return Poll::Ready(()),
             }
         }
@@ -489,8 +497,9 @@ impl<B: Body> Task<B> {
     /// Starts the next attempt. Returns `Some` if the task ended instead.
     fn next_attempt(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Poll<()>> {
         let ctx = this
-            .ctx
+            .extra
             .as_ref()
+            .and_then(|e| e.ctx.as_ref())
             .map(|c| c.with_attempt(*this.attempts + 1));
         let made = catch_unwind(AssertUnwindSafe(|| this.body.attempt(ctx)));
         match made {
@@ -532,7 +541,7 @@ impl<B: Body> Task<B> {
             return Some(Interrupt::Cancelled);
         }
         if !*this.deadline_passed {
-            match *this.deadline {
+            match this.extra.as_ref().and_then(|e| e.deadline) {
                 Some(d) if slot.shared.now() >= d => *this.deadline_passed = true,
                 _ => return None,
             }
@@ -552,24 +561,20 @@ impl<B: Body> Task<B> {
         if slot.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }
-        if this.token_wait.is_none() {
-            *this.token_wait = Some(Self::token(this.body, slot).cancelled());
+        let token = Self::token(this.body, slot);
+        let extra = extra(this.extra);
+        let wait = extra.token_wait.get_or_insert_with(|| token.cancelled());
+        if Pin::new(wait).poll(cx).is_ready() {
+            return Some(Interrupt::Cancelled);
         }
-        if let Some(w) = this.token_wait.as_mut() {
-            if Pin::new(w).poll(cx).is_ready() {
-                return Some(Interrupt::Cancelled);
-            }
-        }
-        if let Some(deadline) = *this.deadline {
-            if this.deadline_timer.is_none() {
-                *this.deadline_timer = Some(slot.shared.clock.sleep_until(deadline));
-            }
-            if let Some(t) = this.deadline_timer.as_mut() {
-                if t.as_mut().poll(cx).is_ready() {
-                    *this.deadline_passed = true;
-                    *this.deadline_timer = None;
-                    return Some(Interrupt::TimedOut);
-                }
+        if let Some(deadline) = extra.deadline {
+            let timer = extra
+                .deadline_timer
+                .get_or_insert_with(|| slot.shared.clock.sleep_until(deadline));
+            if timer.as_mut().poll(cx).is_ready() {
+                *this.deadline_passed = true;
+                extra.deadline_timer = None;
+                return Some(Interrupt::TimedOut);
             }
         }
         None
@@ -581,18 +586,22 @@ impl<B: Body> Task<B> {
         cx: &mut Context<'_>,
         why: Interrupt,
     ) -> Poll<()> {
-        if let Some(ctx) = this.ctx.as_ref() {
-            ctx.token().cancel();
+        if let Some(extra) = this.extra.as_mut() {
+            if let Some(ctx) = extra.ctx.as_ref() {
+                ctx.token().cancel();
+            }
+            extra.backoff_sleep = None;
         }
-        *this.backoff_sleep = None;
         let (err, how) = why.into_error();
         this.trace.interrupted(how);
         if *this.phase == Phase::Running && this.body.is_blocking() && this.attempt.is_some() {
             // A blocking closure cannot be stopped: resolve now, keep the slot
-            // until it returns.
+            // until it returns. Counted as draining first, so the ledger never
+            // shows it both running and finished.
+            slot.shared.draining.fetch_add(1, Ordering::SeqCst);
             Self::complete(this, slot, Err(err), how);
             *this.phase = Phase::Draining;
-            return Self::drain(this, cx);
+            return Self::drain(this, slot, cx);
         }
         match drop_attempt(this.attempt.as_mut()) {
             Ok(()) => Self::finish(this, slot, Err(err), how),
@@ -602,19 +611,16 @@ impl<B: Body> Task<B> {
 
     /// Awaits an interrupted blocking closure to its end; its result (or
     /// panic) is dropped, the handle has resolved already.
-    fn drain(this: &mut Projected<'_, B>, cx: &mut Context<'_>) -> Poll<()> {
-        let polled = match this.attempt.as_mut().as_pin_mut() {
-            Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
-            None => return Poll::Ready(()),
-        };
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            _ => {
-                let _ = drop_attempt(this.attempt.as_mut());
-                *this.phase = Phase::Done;
-                Poll::Ready(())
+    fn drain(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(a) = this.attempt.as_mut().as_pin_mut() {
+            if let Ok(Poll::Pending) = catch_unwind(AssertUnwindSafe(|| a.poll(cx))) {
+                return Poll::Pending;
             }
         }
+        let _ = drop_attempt(this.attempt.as_mut());
+        *this.phase = Phase::Done;
+        slot.shared.draining.fetch_sub(1, Ordering::SeqCst);
+        Poll::Ready(())
     }
 
     fn complete(
@@ -623,19 +629,22 @@ impl<B: Body> Task<B> {
         result: Result<B::Output, JobError<B::Error>>,
         how: Final,
     ) {
-        *this.deadline_timer = None;
-        *this.token_wait = None;
-        let now = slot.shared.now();
-        let started = this.started_at.unwrap_or(now);
-        let outcome = Outcome {
-            name: slot.name.clone(),
-            duration: now.saturating_duration_since(started),
-            queued: started.saturating_duration_since(slot.submitted_at),
-            attempts: *this.attempts,
-            result,
-        };
+        if let Some(extra) = this.extra.as_mut() {
+            extra.deadline_timer = None;
+            extra.token_wait = None;
+        }
+        let record = Self::record(*this.attempts, *this.started, slot);
         this.trace.finished(how);
-        slot.complete(outcome, how);
+        slot.complete(result, record, how);
+    }
+
+    /// The record of a job that started at `started` and ends now.
+    fn record(attempts: u32, started: u64, slot: &SlotOf<B>) -> Record {
+        Record {
+            attempts,
+            queued: started.saturating_sub(slot.submitted),
+            run: slot.shared.now_ns().saturating_sub(started),
+        }
     }
 
     fn finish(

@@ -48,22 +48,22 @@ async fn run(mut slot: Slot) {
             slot.held = false;
             return;
         }
-        if shared.is_paused() {
-            wait_unpaused(&shared).await;
-            continue;
-        }
         if !shared.queue.is_empty() {
-            // Count in as running before looking at the pause flag (see
-            // `shared` for why this order).
+            // Count in as running before looking at the pause (see `shared`
+            // for why this order).
             shared.running.fetch_add(1, Ordering::SeqCst);
-            if shared.is_paused() {
-                shared.running_done();
-                continue;
-            }
             if let Ok(task) = shared.queue.pop() {
+                shared.popped.fetch_add(1, Ordering::SeqCst);
                 if !shared.queue.is_empty() {
                     // More work: hand it to another worker before running this.
                     shared.find_worker();
+                }
+                // A pause that began before this job was queued holds it
+                // (unstarted, still counted as waiting) until it ends.
+                while shared.holds_back(task.ticket) {
+                    shared.running_done();
+                    wait_released(&shared, task.ticket).await;
+                    shared.running.fetch_add(1, Ordering::SeqCst);
                 }
                 if shared.state() == STOPPED {
                     // Popped during a stop: dropping it resolves it `Stopped`.
@@ -86,11 +86,7 @@ async fn run(mut slot: Slot) {
         // timeout passes.
         shared.idle.fetch_add(1, Ordering::SeqCst);
         let listener = shared.job_ready.listen();
-        if !shared.queue.is_empty()
-            || shared.queue.is_closed()
-            || shared.is_paused()
-            || shared.too_many_workers()
-        {
+        if !shared.queue.is_empty() || shared.queue.is_closed() || shared.too_many_workers() {
             shared.idle.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
@@ -130,13 +126,13 @@ async fn run(mut slot: Slot) {
     }
 }
 
-async fn wait_unpaused(shared: &Shared) {
+async fn wait_released(shared: &Shared, ticket: usize) {
     loop {
-        if !shared.is_paused() {
+        if !shared.holds_back(ticket) {
             return;
         }
         let listener = shared.unpaused.listen();
-        if !shared.is_paused() {
+        if !shared.holds_back(ticket) {
             return;
         }
         listener.await;
