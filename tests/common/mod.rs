@@ -144,7 +144,13 @@ impl Watchdog {
         let (tx, rx) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("watchdog: test `{name}` hung for {limit:?}; aborting");
+                // Straight to stderr: `eprintln!` would go to libtest's
+                // capture, which is lost when the process aborts.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "watchdog: test `{name}` hung for {limit:?}; aborting"
+                );
                 std::process::abort();
             }
         });
