@@ -491,6 +491,7 @@ impl Pool {
         let barrier = shared.add_pause();
         Pause {
             shared,
+            holds_all: false,
             barrier,
             counted: true,
             holder: false,
@@ -537,7 +538,7 @@ impl Pool {
     /// closures whose handles already resolved (cancelled or timed out) but
     /// which have not returned. Never above [`max_workers`](Self::max_workers).
     pub fn running(&self) -> usize {
-        self.shared().running.load(Ordering::SeqCst)
+        self.shared().busy_slots()
     }
 
     /// Live workers, busy or idle.
@@ -633,6 +634,8 @@ impl fmt::Debug for Stop {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Pause {
     shared: Arc<Shared>,
+    /// Owns a count of `hold_all` (once it took hold).
+    holds_all: bool,
     /// The first queue ticket this pause holds back.
     barrier: usize,
     /// Counted in `paused` (workers hold off).
@@ -679,7 +682,8 @@ impl Future for Pause {
                 }
                 continue;
             }
-            if this.shared.pause_reached(this.barrier) {
+            if this.shared.try_take_hold(this.barrier) {
+                this.holds_all = true;
                 return Poll::Ready(this.guard());
             }
             match this.listener.as_mut() {
@@ -701,12 +705,14 @@ impl Pause {
         self.listener = None;
         let guard = PauseGuard {
             shared: self.shared.clone(),
+            holds_all: self.holds_all,
             barrier: self.barrier,
             counted: self.counted,
             holder: self.holder,
         };
         self.counted = false;
         self.holder = false;
+        self.holds_all = false;
         guard
     }
 }
@@ -714,7 +720,13 @@ impl Pause {
 impl Drop for Pause {
     fn drop(&mut self) {
         // Withdrawn before it resolved.
-        release_pause(&self.shared, self.barrier, self.counted, self.holder);
+        release_pause(
+            &self.shared,
+            self.barrier,
+            self.counted,
+            self.holder,
+            self.holds_all,
+        );
     }
 }
 
@@ -730,7 +742,10 @@ impl fmt::Debug for Pause {
     }
 }
 
-fn release_pause(shared: &Shared, barrier: usize, counted: bool, holder: bool) {
+fn release_pause(shared: &Shared, barrier: usize, counted: bool, holder: bool, holds_all: bool) {
+    if holds_all {
+        shared.release_hold();
+    }
     if holder {
         shared.pause_held.store(0, Ordering::SeqCst);
     }
@@ -745,6 +760,7 @@ fn release_pause(shared: &Shared, barrier: usize, counted: bool, holder: bool) {
 #[must_use = "dropping the guard resumes the pool at once"]
 pub struct PauseGuard {
     shared: Arc<Shared>,
+    holds_all: bool,
     barrier: usize,
     counted: bool,
     holder: bool,
@@ -752,7 +768,13 @@ pub struct PauseGuard {
 
 impl Drop for PauseGuard {
     fn drop(&mut self) {
-        release_pause(&self.shared, self.barrier, self.counted, self.holder);
+        release_pause(
+            &self.shared,
+            self.barrier,
+            self.counted,
+            self.holder,
+            self.holds_all,
+        );
     }
 }
 

@@ -4,10 +4,16 @@
 //! Counts that decide who runs:
 //! - `workers`: live worker futures, at most `max_workers` (a worker is
 //!   reserved with a CAS *before* it is spawned).
-//! - `running`: workers holding a job. A worker adds itself *before* it
-//!   looks at the pause flag and takes a job; `pause` sets the flag *before*
-//!   it looks at `running`. With both sides SeqCst, either the worker sees the
-//!   pause or the pause sees the worker (no job starts unseen).
+//! - `busy`: workers about to take, or running, a job. A worker adds itself
+//!   *before* it takes a job and looks at the pause; `pause` registers (and,
+//!   to take hold, sets `hold_all`) *before* it looks at `busy`. With both
+//!   sides SeqCst, either the worker sees the pause or the pause sees the
+//!   worker: no job starts unseen by a pause.
+//! - `running`: jobs started (taken out of the queue by a worker) whose
+//!   handles have not resolved; `draining`: blocking closures whose handles
+//!   resolved but which still run. Busy slots are `draining + running`.
+//!   `running` is counted after `dequeued`, so a reader that reads `running`
+//!   before `waiting` never sees one job in both.
 //! - `idle`: workers asleep waiting for a job. A submitter spawns a worker
 //!   when the queue holds more jobs than there are idle workers to wake.
 //! - `waiting = enqueued - dequeued`: jobs in the queue that have not left
@@ -44,7 +50,9 @@ pub(crate) struct Shared {
     pub(crate) dequeued: Padded<AtomicUsize>,
     pub(crate) max_workers: AtomicUsize,
     pub(crate) workers: AtomicUsize,
-    /// Written by workers around every job.
+    /// Written by workers around every job (see the module docs).
+    pub(crate) busy: Padded<AtomicUsize>,
+    /// Jobs started whose handles have not resolved.
     pub(crate) running: Padded<AtomicUsize>,
     /// Blocking closures whose handles resolved (cancel, timeout) but which
     /// still run: counted in `running` too.
@@ -59,6 +67,11 @@ pub(crate) struct Shared {
     pause_barriers: std::sync::Mutex<Vec<usize>>,
     /// Entries workers took out of the queue, in FIFO order.
     pub(crate) popped: Padded<AtomicUsize>,
+    /// Live pause guards, plus pauses checking whether they can take hold:
+    /// while above zero, no job starts.
+    pub(crate) hold_all: AtomicUsize,
+    /// Tickets of the jobs that workers hold back (only while paused).
+    held: std::sync::Mutex<Vec<usize>>,
     /// Whether a pause guard is held (pauses are taken one at a time).
     pub(crate) pause_held: AtomicU8,
     pub(crate) state: AtomicU8,
@@ -110,6 +123,7 @@ impl Shared {
             dequeued: Padded(AtomicUsize::new(0)),
             max_workers: AtomicUsize::new(c.max_workers),
             workers: AtomicUsize::new(0),
+            busy: Padded(AtomicUsize::new(0)),
             running: Padded(AtomicUsize::new(0)),
             draining: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
@@ -117,6 +131,8 @@ impl Shared {
             pause_barrier: AtomicUsize::new(usize::MAX),
             pause_barriers: std::sync::Mutex::new(Vec::new()),
             popped: Padded(AtomicUsize::new(0)),
+            hold_all: AtomicUsize::new(0),
+            held: std::sync::Mutex::new(Vec::new()),
             pause_held: AtomicU8::new(0),
             state: AtomicU8::new(OPEN),
             job_ready: Event::new(),
@@ -162,23 +178,32 @@ impl Shared {
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
-        let running = self.running.load(Ordering::SeqCst);
+        // `running` before `waiting`: see the module docs.
         let draining = self.draining.load(Ordering::SeqCst);
-        self.counters.snapshot(
-            self.waiting() as u64,
-            running.saturating_sub(draining) as u64,
-            draining as u64,
-        )
+        let running = self.running.load(Ordering::SeqCst);
+        self.counters
+            .snapshot(self.waiting() as u64, running as u64, draining as u64)
+    }
+
+    /// Busy slots: running jobs and draining closures. `draining` is read
+    /// first: a job moving from one to the other is missed, never counted
+    /// twice, so this never exceeds `max_workers`.
+    pub(crate) fn busy_slots(&self) -> usize {
+        let draining = self.draining.load(Ordering::SeqCst);
+        draining + self.running.load(Ordering::SeqCst)
     }
 
     // ----- the queue -----
 
     /// Jobs queued and not taken out yet.
     pub(crate) fn waiting(&self) -> usize {
-        // `dequeued` first: a job is counted out only after it was counted in,
-        // so this never goes below zero.
-        let out = self.dequeued.load(Ordering::SeqCst);
-        self.enqueued.load(Ordering::SeqCst).saturating_sub(out)
+        // `enqueued` first: reading it before `dequeued` can only miss jobs
+        // that arrive meanwhile, never count jobs that left, so the result
+        // never exceeds the true count (nor a bounded queue's capacity). A
+        // job counted out after the first read makes the difference
+        // negative: that reads as zero.
+        let queued = self.enqueued.load(Ordering::SeqCst);
+        queued.saturating_sub(self.dequeued.load(Ordering::SeqCst))
     }
 
     /// Reserves a place in the queue and returns its ticket (the job's
@@ -191,7 +216,8 @@ impl Shared {
                 loop {
                     // `dequeued` only grows meanwhile: the check errs on the
                     // side of "full", never past the capacity.
-                    if n - self.dequeued.load(Ordering::SeqCst) >= cap {
+                    // `n` may be older than `dequeued`: never below zero.
+                    if n.saturating_sub(self.dequeued.load(Ordering::SeqCst)) >= cap {
                         return None;
                     }
                     match self.enqueued.compare_exchange_weak(
@@ -280,10 +306,16 @@ impl Shared {
 
     /// Starts workers for the queued jobs, up to `max_workers`.
     pub(crate) fn spawn_for_queue(self: &Arc<Self>) {
-        while self.workers.load(Ordering::SeqCst) < self.queue.len() {
-            if !self.try_spawn_worker() {
-                break;
-            }
+        // Busy workers do not count: only sleeping ones can take a job now.
+        let mut needed = self
+            .queue
+            .len()
+            .saturating_sub(self.idle.load(Ordering::SeqCst));
+        while needed > 0 && self.try_spawn_worker() {
+            needed -= 1;
+        }
+        if self.idle.load(Ordering::SeqCst) > 0 {
+            self.job_ready.notify(usize::MAX);
         }
     }
 
@@ -294,19 +326,49 @@ impl Shared {
         }
     }
 
-    /// A worker is done with a job (or found none).
-    pub(crate) fn running_done(&self) {
-        let was = self.running.fetch_sub(1, Ordering::SeqCst);
+    /// A worker is done with a job (or found none, or holds one back).
+    pub(crate) fn busy_done(&self) {
+        let was = self.busy.fetch_sub(1, Ordering::SeqCst);
         if was == 1 && self.paused.load(Ordering::SeqCst) > 0 {
             self.quiet.notify(usize::MAX);
         }
     }
 
-    /// Whether a pause holds back the job with queue ticket `ticket`.
+    /// Whether a pause holds back the job with queue ticket `ticket`: a
+    /// live guard (or a pause taking hold) holds every job, a pending pause
+    /// the jobs submitted from its call on.
     pub(crate) fn holds_back(&self, ticket: usize) -> bool {
         self.paused.load(Ordering::SeqCst) > 0
-            && ticket >= self.pause_barrier.load(Ordering::SeqCst)
+            && (self.hold_all.load(Ordering::SeqCst) > 0
+                || ticket >= self.pause_barrier.load(Ordering::SeqCst))
             && self.is_open()
+    }
+
+    /// A worker holds back the job with `ticket` (rare: only while paused).
+    pub(crate) fn hold(&self, ticket: usize) {
+        crate::sync::lock_std(&self.held).push(ticket);
+        self.busy_done();
+    }
+
+    /// A worker's held job is released: counted busy again *before* it is
+    /// no longer listed as held, so a pause never misses it.
+    pub(crate) fn unhold(&self, ticket: usize) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let mut held = crate::sync::lock_std(&self.held);
+        if let Some(i) = held.iter().position(|t| *t == ticket) {
+            held.swap_remove(i);
+        }
+    }
+
+    /// A job was taken out of the queue by a worker and started.
+    pub(crate) fn job_started(&self) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A started job is about to resolve its handle (its async body is
+    /// gone; a blocking closure may still drain).
+    pub(crate) fn job_ended(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Registers a pause; returns its barrier: the ticket of the next job
@@ -335,10 +397,34 @@ impl Shared {
         self.unpaused.notify(usize::MAX);
     }
 
-    /// Whether a pause with `barrier` has taken hold: every job queued
-    /// before it has been taken out of the queue, and none is running.
-    pub(crate) fn pause_reached(&self, barrier: usize) -> bool {
-        self.running.load(Ordering::SeqCst) == 0 && self.popped.load(Ordering::SeqCst) >= barrier
+    /// Tries to take hold for a pause with `barrier`: every job queued
+    /// before it has been taken out of the queue and has finished (none is
+    /// running, none is held back by an earlier pause), and from now on no
+    /// job starts. On `true` the caller owns one count of `hold_all`.
+    pub(crate) fn try_take_hold(&self, barrier: usize) -> bool {
+        let quiet = |s: &Shared| {
+            s.busy.load(Ordering::SeqCst) == 0 && s.popped.load(Ordering::SeqCst) >= barrier
+        };
+        if !quiet(self) {
+            return false;
+        }
+        // Hold every job first, then check again: a worker that had not seen
+        // the hold is counted busy by then (see the module docs).
+        self.hold_all.fetch_add(1, Ordering::SeqCst);
+        let earlier_held = crate::sync::lock_std(&self.held)
+            .iter()
+            .any(|t| *t < barrier);
+        if !earlier_held && quiet(self) {
+            return true;
+        }
+        self.release_hold();
+        false
+    }
+
+    /// Gives back a count of `hold_all` and lets held workers look again.
+    pub(crate) fn release_hold(&self) {
+        self.hold_all.fetch_sub(1, Ordering::SeqCst);
+        self.unpaused.notify(usize::MAX);
     }
 
     /// Whether a worker should leave because the pool shrank.

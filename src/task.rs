@@ -185,6 +185,9 @@ pin_project! {
     pub(crate) struct Task<B: Body> {
         body: B,
         phase: Phase,
+        // Counted in `Shared::running`: from its start until its handle
+        // resolves.
+        counted_running: bool,
         deadline_passed: bool,
         attempts: u32,
         // First start, in ns since the pool's epoch.
@@ -226,6 +229,7 @@ impl<B: Body> Task<B> {
         Task {
             body,
             phase: Phase::Queued,
+            counted_running: false,
             deadline_passed: false,
             attempts: 0,
             started: 0,
@@ -278,6 +282,7 @@ impl<B: Body> Task<B> {
                     Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                 };
                 let record = Self::record(*this.attempts, *this.started, slot);
+                Self::uncount(this.counted_running, slot);
                 slot.complete(result, record, how);
             }
             Phase::Draining => {
@@ -320,6 +325,8 @@ impl<B: Body> Task<B> {
                         return Poll::Ready(());
                     }
                     let shared = &slot.shared;
+                    shared.job_started();
+                    *this.counted_running = true;
                     let now = shared.now();
                     *this.started = shared.since_epoch(now);
                     let meta = this.body.meta();
@@ -347,6 +354,7 @@ impl<B: Body> Task<B> {
                         let _ = drop_attempt(this.attempt.as_mut());
                         let (err, how) = why.into_error();
                         this.trace.finished(how);
+                        Self::uncount(this.counted_running, slot);
                         slot.complete_unstarted(err, how);
                         return Poll::Ready(());
                     }
@@ -598,6 +606,7 @@ impl<B: Body> Task<B> {
             // A blocking closure cannot be stopped: resolve now, keep the slot
             // until it returns. Counted as draining first, so the ledger never
             // shows it both running and finished.
+            Self::uncount(this.counted_running, slot);
             slot.shared.draining.fetch_add(1, Ordering::SeqCst);
             Self::complete(this, slot, Err(err), how);
             *this.phase = Phase::Draining;
@@ -635,7 +644,16 @@ impl<B: Body> Task<B> {
         }
         let record = Self::record(*this.attempts, *this.started, slot);
         this.trace.finished(how);
+        Self::uncount(this.counted_running, slot);
         slot.complete(result, record, how);
+    }
+
+    /// A started job's handle is about to resolve: it leaves `running`
+    /// (a draining closure is counted in `draining` instead).
+    fn uncount(counted: &mut bool, slot: &SlotOf<B>) {
+        if std::mem::take(counted) {
+            slot.shared.job_ended();
+        }
     }
 
     /// The record of a job that started at `started` and ends now.

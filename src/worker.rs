@@ -51,7 +51,7 @@ async fn run(mut slot: Slot) {
         if !shared.queue.is_empty() {
             // Count in as running before looking at the pause (see `shared`
             // for why this order).
-            shared.running.fetch_add(1, Ordering::SeqCst);
+            shared.busy.fetch_add(1, Ordering::SeqCst);
             if let Ok(task) = shared.queue.pop() {
                 shared.popped.fetch_add(1, Ordering::SeqCst);
                 if !shared.queue.is_empty() {
@@ -61,9 +61,9 @@ async fn run(mut slot: Slot) {
                 // A pause that began before this job was queued holds it
                 // (unstarted, still counted as waiting) until it ends.
                 while shared.holds_back(task.ticket) {
-                    shared.running_done();
+                    shared.hold(task.ticket);
                     wait_released(&shared, task.ticket).await;
-                    shared.running.fetch_add(1, Ordering::SeqCst);
+                    shared.unhold(task.ticket);
                 }
                 if shared.state() == STOPPED {
                     // Popped during a stop: dropping it resolves it `Stopped`.
@@ -71,11 +71,11 @@ async fn run(mut slot: Slot) {
                 } else {
                     task.await;
                 }
-                shared.running_done();
+                shared.busy_done();
                 worked = true;
                 continue;
             }
-            shared.running_done();
+            shared.busy_done();
         }
         if shared.queue.is_closed() && shared.queue.is_empty() {
             // Stopping and nothing left: the worker ends.
