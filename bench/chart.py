@@ -143,7 +143,15 @@ def ideal_for(w, cells):
         ideals = [i for i in ideals if i]
         return (max(ideals) if ideals else None), "ceil(jobs/N) × 1 ms"
     if w == "W4":
-        return (floor.median / 2 if floor and floor.ok else None), "floor / 2 cores"
+        # The floor runs the spins one after another on one thread: its CPU
+        # time is the work, and (unlike its wall time) hardly moves when the
+        # machine is busy. Older results without cpu_secs fall back to wall time.
+        if not (floor and floor.ok):
+            return None, None
+        cpu = [v for v in (num(r.get("cpu_secs")) for r in floor.runs if r.get("ok") == "true") if v]
+        if cpu:
+            return statistics.median(cpu) / 2, "floor's CPU time / 2 cores"
+        return floor.median / 2, "floor's wall time / 2 cores"
     return None, None
 
 
@@ -170,6 +178,8 @@ def workload_table(w, cells):
         head = head[:-5] + " alive at end | ok |"
     if w == "W6":
         head = head[:-5] + " received once | ok |"
+    if w == "W4":
+        head = head[:-5] + " CPU ms | ok |"
     lines.append(head)
     lines.append("|" + "---|" * (head.count("|") - 1))
     for c in present:
@@ -178,7 +188,7 @@ def workload_table(w, cells):
         rss = fmt(statistics.median(cell.rss) / 1024, 1) if cell.rss else "—"
         if cell.na is not None:
             row = f"| {name} | n/a | | | | {rss} | n/a: {cell.na} |"
-            if w in ("W3", "W6"):
+            if w in ("W3", "W4", "W6"):
                 row = row[:-len(f" n/a: {cell.na} |")] + f" | n/a: {cell.na} |"
             lines.append(row)
             continue
@@ -194,6 +204,9 @@ def workload_table(w, cells):
         )
         if w == "W3":
             row += f" {', '.join(cell.extra.get('alive_at_end', ['—']))} |"
+        if w == "W4":
+            cpu = [v for v in (num(r.get("cpu_secs")) for r in cell.runs if r.get("ok") == "true") if v is not None]
+            row += f" {fmt(statistics.median(cpu) * 1e3, 0) if cpu else '—'} |"
         if w == "W6":
             r1 = ",".join(cell.extra.get("results_once", ["?"]))
             m1 = ",".join(cell.extra.get("msgs_once", ["?"]))
@@ -353,7 +366,7 @@ def main():
         "",
         "*vs best peer*: median ÷ the best median among tokio-joinset, tokio-permit, buffer-unordered and smol-sem. "
         "*vs ideal*: median ÷ the ideal (W1, W5: the floor; W2, W3: ceil(jobs/N) × 1 ms; W4: the floor's "
-        "sequential time ÷ 2 cores). *peak RSS*: `/usr/bin/time -f %M` of the whole process.",
+        "sequential CPU time ÷ 2 cores). W4's *CPU ms*: user + system time of the whole process. *peak RSS*: `/usr/bin/time -f %M` of the whole process.",
         "",
     ]
     for w in WORKLOADS:
@@ -387,7 +400,8 @@ def main():
         "",
     ]
     for key, label in (("date", "date"), ("nproc", "nproc"), ("cpu", "cpu"), ("mem", "memory"), ("kernel", "kernel"),
-                       ("rustc", "rustc"), ("cargo", "cargo"), ("commit", "commit"), ("runs", "runs per pair"),
+                       ("rustc", "rustc"), ("cargo", "cargo"), ("commit", "commit"), ("load_start", "load average before"),
+                       ("load_end", "load average after"), ("runs", "runs per pair"),
                        ("jobs_override", "--jobs override")):
         if meta.get(key):
             md.append(f"- {label}: `{meta[key]}`")

@@ -71,6 +71,7 @@ mkdir -p "$(dirname "$RESULTS")"
     echo "rustc=$(rustc -V)"
     echo "cargo=$(cargo -V)"
     echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (+ uncommitted changes)')"
+    echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "runs=$R"
     echo "jobs_override=${JOBS:-}"
     echo "workloads=${WORKLOADS:-all}"
@@ -100,6 +101,8 @@ for r in $(seq 1 "$R"); do
         printf '[%d/%d] %s\n' "$k" "$total" "$line" >&2
     done
 done
+
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
 
 # 4. Report.
 if [ -z "${NO_CHART:-}" ]; then

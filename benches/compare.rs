@@ -127,7 +127,7 @@ fn done(secs: f64, ok: bool) -> Outcome {
     }
 }
 
-fn result_line(w: &str, c: &str, p: Params, o: &Outcome) -> (String, bool) {
+fn result_line(w: &str, c: &str, p: Params, o: &Outcome, cpu_secs: f64) -> (String, bool) {
     let mut line = format!(
         "RESULT workload={w} contender={c} jobs={} n={}",
         p.jobs, p.n
@@ -144,7 +144,10 @@ fn result_line(w: &str, c: &str, p: Params, o: &Outcome) -> (String, bool) {
             for (k, v) in extra {
                 line += &format!(" {k}={v}");
             }
-            line += &format!(" vmhwm_kb={} ok={ok}", proc_status_kb("VmHWM"));
+            line += &format!(
+                " cpu_secs={cpu_secs:.2} vmhwm_kb={} ok={ok}",
+                proc_status_kb("VmHWM")
+            );
             *ok
         }
         Outcome::Na(reason) => {
@@ -180,6 +183,22 @@ fn proc_status_kb(key: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) of the whole process so far, from
+/// /proc/self/stat (in clock ticks of 1/100 s; 0 where there is no such file).
+fn process_cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses: state is
+            // the 3rd field of the line, utime the 14th, stime the 15th.
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// About 100 µs of pure CPU; returns `i` so sums can be checked.
@@ -573,15 +592,10 @@ impl W5Mem {
 }
 
 /// The first job of W5: says it started, then waits for the latch.
-fn w5_blocker(
-    started: Arc<AtomicBool>,
-    latch: oneshot::Receiver<()>,
-) -> impl Future<Output = u64> + Send + 'static {
-    async move {
-        started.store(true, Ordering::SeqCst);
-        let _ = latch.await;
-        0
-    }
+async fn w5_blocker(started: Arc<AtomicBool>, latch: oneshot::Receiver<()>) -> u64 {
+    started.store(true, Ordering::SeqCst);
+    let _ = latch.await;
+    0
 }
 
 fn w5(c: &str, p: Params) -> Outcome {
@@ -689,26 +703,19 @@ fn w5(c: &str, p: Params) -> Outcome {
 // ---------------------------------------------------------------------------
 
 /// A W6 job: yields a few times so results and messages interleave.
-fn w6_job(i: u64) -> impl Future<Output = u64> + Send + 'static {
-    async move {
-        for _ in 0..i % 4 {
-            yield_now().await;
-        }
-        i
+async fn w6_job(i: u64) -> u64 {
+    for _ in 0..i % 4 {
+        yield_now().await;
     }
+    i
 }
 
 /// The W6 producer: sends 0..msgs, yielding now and then, then closes.
-fn w6_producer(
-    tx: mpsc::UnboundedSender<u64>,
-    msgs: usize,
-) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        for m in 0..msgs as u64 {
-            tx.unbounded_send(m).expect("consumer gone");
-            if m % 8 == 0 {
-                yield_now().await;
-            }
+async fn w6_producer(tx: mpsc::UnboundedSender<u64>, msgs: usize) {
+    for m in 0..msgs as u64 {
+        tx.unbounded_send(m).expect("consumer gone");
+        if m % 8 == 0 {
+            yield_now().await;
         }
     }
 }
@@ -862,7 +869,6 @@ fn w6(c: &str, p: Params) -> Outcome {
 // spawned on a 2-thread tokio runtime.
 // ---------------------------------------------------------------------------
 
-#[cfg(any())]
 mod wpxt {
     use super::*;
     use workerpoolxt::{Job, JobError, Pool, ResultHandle};
@@ -1087,49 +1093,6 @@ mod wpxt {
     }
 }
 
-/// Stand-in while the workerpoolxt API is being written: every wpxt pair
-/// reports `n/a`.
-#[cfg(not(any()))]
-mod wpxt {
-    use super::*;
-
-    const PENDING: &str = "workerpoolxt API not wired yet";
-
-    pub(super) fn w1(_c: &str, _p: Params) -> Outcome {
-        Outcome::Na(PENDING)
-    }
-    pub(super) fn w2(_c: &str, _p: Params) -> Outcome {
-        Outcome::Na(PENDING)
-    }
-    pub(super) fn w3(_c: &str, _p: Params, _alive_before: isize) -> Outcome {
-        Outcome::Na(PENDING)
-    }
-    pub(super) fn w4(_c: &str, _p: Params) -> Outcome {
-        Outcome::Na(PENDING)
-    }
-    pub(super) fn w5(
-        _c: &str,
-        _p: Params,
-        _started: Arc<AtomicBool>,
-        _latch: oneshot::Receiver<()>,
-        _release: oneshot::Sender<()>,
-    ) -> Outcome {
-        Outcome::Na(PENDING)
-    }
-    pub(super) fn w6(
-        _c: &str,
-        _p: Params,
-        _tx: mpsc::UnboundedSender<u64>,
-        _rx: mpsc::UnboundedReceiver<u64>,
-    ) -> Outcome {
-        Outcome::Na(PENDING)
-    }
-    #[allow(dead_code)]
-    fn _unused() -> (Infallible, &'static [&'static str]) {
-        unreachable!()
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------
@@ -1174,8 +1137,9 @@ fn smoke() -> ExitCode {
     for w in WORKLOADS {
         for c in CONTENDERS {
             let p = smoke_params(w);
+            let cpu = process_cpu_secs();
             let o = run_pair(w, c, p);
-            let (line, ok) = result_line(w, c, p, &o);
+            let (line, ok) = result_line(w, c, p, &o, process_cpu_secs() - cpu);
             println!("{line}");
             match (&o, ok) {
                 (Outcome::Na(_), _) => skipped += 1,
@@ -1235,8 +1199,9 @@ fn main() -> ExitCode {
         timeout,
         format!("workload={w} contender={c} jobs={} n={}", p.jobs, p.n),
     );
+    let cpu = process_cpu_secs();
     let o = run_pair(&w, c, p);
-    let (line, ok) = result_line(&w, c, p, &o);
+    let (line, ok) = result_line(&w, c, p, &o, process_cpu_secs() - cpu);
     println!("{line}");
     if ok {
         ExitCode::SUCCESS
