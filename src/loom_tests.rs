@@ -142,3 +142,58 @@ fn loom_cancel_queued_vs_stop() {
         assert_eq!((m.waiting, m.cancelled + m.stopped), (0, 1));
     });
 }
+
+/// A job completes on a worker while its handle is dropped on another
+/// thread: the output is dropped exactly once, whoever goes last.
+#[test]
+fn loom_complete_vs_handle_drop() {
+    model(|| {
+        let pool = manual_pool();
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        struct Output(Arc<loom::sync::atomic::AtomicUsize>);
+        impl Drop for Output {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let out = Output(drops.clone());
+        let handle = pool.submit(async move { out });
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        let worker = thread::spawn(move || {
+            assert!(poll_once(&mut entry).is_ready());
+        });
+        let dropper = thread::spawn(move || drop(handle));
+        worker.join().unwrap();
+        dropper.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.metrics().succeeded, 1);
+    });
+}
+
+/// One submitter and one worker at N = 1: the worker takes whatever the
+/// submitter queued; the handle resolves with the value, and the counters
+/// agree.
+#[test]
+fn loom_submitter_and_worker() {
+    model(|| {
+        let pool = manual_pool();
+        let other = pool.clone();
+        let submitter = thread::spawn(move || other.submit(async { 3 }));
+        let shared = pool.shared().clone();
+        let worker = thread::spawn(move || loop {
+            if let Ok(mut entry) = shared.queue.pop() {
+                assert!(poll_once(&mut entry).is_ready());
+                return;
+            }
+            thread::yield_now();
+        });
+        let mut handle = submitter.join().unwrap();
+        worker.join().unwrap();
+        assert_eq!(handle.try_take(), Some(Ok(3)));
+        let m = pool.metrics();
+        assert_eq!(
+            (m.submitted, m.succeeded, m.waiting, m.running),
+            (1, 1, 0, 0)
+        );
+    });
+}
