@@ -490,13 +490,13 @@ impl Pool {
         // Jobs submitted from now on are held, even before the future is polled.
         let barrier = shared.add_pause();
         Pause {
-            shared,
-            holds_all: false,
-            barrier,
-            counted: true,
-            holder: false,
+            state: Some(PauseState {
+                shared,
+                barrier,
+                holder: false,
+                holds_all: false,
+            }),
             listener: None,
-            done: false,
         }
     }
 
@@ -630,20 +630,41 @@ impl fmt::Debug for Stop {
     }
 }
 
-/// The future of [`Pool::pause`]: resolves to a [`PauseGuard`] once no job runs.
-#[must_use = "futures do nothing unless you .await or poll them"]
-pub struct Pause {
+/// One registered pause, from `pause()` to the guard's drop: what it holds,
+/// given back exactly once, whether the future is withdrawn or the guard
+/// dropped.
+struct PauseState {
     shared: Arc<Shared>,
-    /// Owns a count of `hold_all` (once it took hold).
-    holds_all: bool,
     /// The first queue ticket this pause holds back.
     barrier: usize,
-    /// Counted in `paused` (workers hold off).
-    counted: bool,
-    /// Holds the pool's one pause.
+    /// Holds the pool's one pause (`pause_held`).
     holder: bool,
+    /// Owns a count of `hold_all` (once it took hold).
+    holds_all: bool,
+}
+
+impl Drop for PauseState {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        if self.holds_all {
+            shared.release_hold();
+        }
+        if self.holder {
+            shared.pause_held.store(0, Ordering::SeqCst);
+        }
+        shared.remove_pause(self.barrier);
+    }
+}
+
+/// The future of [`Pool::pause`]: resolves to a [`PauseGuard`] once the jobs
+/// queued before it have run and no job runs.
+///
+/// Dropping it before it resolves withdraws the pause.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Pause {
+    /// `None` once resolved (moved into the guard).
+    state: Option<PauseState>,
     listener: Option<EventListener>,
-    done: bool,
 }
 
 impl Future for Pause {
@@ -651,43 +672,41 @@ impl Future for Pause {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PauseGuard> {
         let this = &mut *self;
-        if this.done {
-            return Poll::Pending;
-        }
         loop {
-            if !this.shared.is_open() {
+            let Some(state) = this.state.as_mut() else {
+                // Polled after it resolved.
+                return Poll::Pending;
+            };
+            let shared = state.shared.clone();
+            let event = if !shared.is_open() {
                 // A stopped pool: nothing to pause.
-                return Poll::Ready(this.guard());
-            }
-            if !this.holder {
-                if this
-                    .shared
+                None
+            } else if !state.holder {
+                if shared
                     .pause_held
                     .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
                 {
-                    this.holder = true;
+                    state.holder = true;
                     this.listener = None;
                     continue;
                 }
                 // Another guard holds the pause: wait for its end.
-                match this.listener.as_mut() {
-                    None => this.listener = Some(this.shared.unpaused.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        this.listener = None;
-                    }
-                }
-                continue;
-            }
-            if this.shared.try_take_hold(this.barrier) {
-                this.holds_all = true;
-                return Poll::Ready(this.guard());
-            }
+                Some(&shared.unpaused)
+            } else if shared.try_take_hold(state.barrier) {
+                state.holds_all = true;
+                None
+            } else {
+                Some(&shared.quiet)
+            };
+            let Some(event) = event else {
+                this.listener = None;
+                let state = this.state.take().expect("checked above");
+                return Poll::Ready(PauseGuard { _state: state });
+            };
+            // Listen, then check again before waiting (no lost wake-up).
             match this.listener.as_mut() {
-                None => this.listener = Some(this.shared.quiet.listen()),
+                None => this.listener = Some(event.listen()),
                 Some(l) => {
                     if Pin::new(l).poll(cx).is_pending() {
                         return Poll::Pending;
@@ -699,83 +718,24 @@ impl Future for Pause {
     }
 }
 
-impl Pause {
-    fn guard(&mut self) -> PauseGuard {
-        self.done = true;
-        self.listener = None;
-        let guard = PauseGuard {
-            shared: self.shared.clone(),
-            holds_all: self.holds_all,
-            barrier: self.barrier,
-            counted: self.counted,
-            holder: self.holder,
-        };
-        self.counted = false;
-        self.holder = false;
-        self.holds_all = false;
-        guard
-    }
-}
-
-impl Drop for Pause {
-    fn drop(&mut self) {
-        // Withdrawn before it resolved.
-        release_pause(
-            &self.shared,
-            self.barrier,
-            self.counted,
-            self.holder,
-            self.holds_all,
-        );
-    }
-}
-
 impl FusedFuture for Pause {
     fn is_terminated(&self) -> bool {
-        self.done
+        self.state.is_none()
     }
 }
 
 impl fmt::Debug for Pause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pause").field("done", &self.done).finish()
-    }
-}
-
-fn release_pause(shared: &Shared, barrier: usize, counted: bool, holder: bool, holds_all: bool) {
-    if holds_all {
-        shared.release_hold();
-    }
-    if holder {
-        shared.pause_held.store(0, Ordering::SeqCst);
-    }
-    if counted {
-        shared.remove_pause(barrier);
-    } else if holder {
-        shared.unpaused.notify(usize::MAX);
+        f.debug_struct("Pause")
+            .field("done", &self.state.is_none())
+            .finish()
     }
 }
 
 /// Keeps the pool paused while it lives; see [`Pool::pause`].
 #[must_use = "dropping the guard resumes the pool at once"]
 pub struct PauseGuard {
-    shared: Arc<Shared>,
-    holds_all: bool,
-    barrier: usize,
-    counted: bool,
-    holder: bool,
-}
-
-impl Drop for PauseGuard {
-    fn drop(&mut self) {
-        release_pause(
-            &self.shared,
-            self.barrier,
-            self.counted,
-            self.holder,
-            self.holds_all,
-        );
-    }
+    _state: PauseState,
 }
 
 impl fmt::Debug for PauseGuard {
