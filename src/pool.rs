@@ -35,6 +35,13 @@ const ZERO_CAPACITY: &str = "workerpoolxt: queue_capacity must be at least 1 (le
 /// soon as there is work (up to `max_workers` at once) and leave after the
 /// idle timeout. See the [crate docs](crate) for a tour.
 ///
+/// # Jobs that wait for jobs
+///
+/// A job that awaits the handle of another job of the same pool keeps its
+/// slot while it waits. If every slot is taken by such a job, none of the
+/// awaited jobs can start and the pool stalls — as any bounded pool would.
+/// Use a second pool for the inner jobs, or `try_submit` and give up.
+///
 /// # Drop
 ///
 /// Dropping the last clone does not lose anything: jobs already queued still
