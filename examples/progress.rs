@@ -35,7 +35,7 @@ struct Plan {
 
 fn plan(i: u64) -> Plan {
     let r = splitmix64(i);
-    let sleep = if r % 100 == 0 {
+    let sleep = if r.is_multiple_of(100) {
         Duration::from_millis(60) // 1 %: slower than the timeout
     } else {
         Duration::from_micros((r >> 8) % 5_001)
@@ -145,7 +145,7 @@ fn main() {
         while let Some(outcome) = set.next().await {
             summary.add(&outcome);
             bar.inc(1);
-            if bar.position() % 64 == 0 {
+            if bar.position().is_multiple_of(64) {
                 bar.set_message(live(&pool.metrics()));
             }
         }

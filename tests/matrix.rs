@@ -411,7 +411,7 @@ async fn eventually(what: impl Fn() -> String, cond: impl Fn() -> bool) {
         }
         assert!(t0.elapsed() < limit(), "timed out waiting for {}", what());
         spins += 1;
-        if spins % 32 == 0 {
+        if spins.is_multiple_of(32) {
             std::thread::yield_now();
         }
         futures_lite::future::yield_now().await;

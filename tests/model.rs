@@ -591,7 +591,7 @@ async fn sync(real: &mut Real, model: &Model, step: &str) {
             "after {step}: the pool never matched the model: {diff}\nmodel: {model:?}"
         );
         spins += 1;
-        if spins % 16 == 0 {
+        if spins.is_multiple_of(16) {
             std::thread::yield_now();
         }
         futures_lite::future::yield_now().await;

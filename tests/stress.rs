@@ -321,7 +321,7 @@ async fn stress(b: Builder) {
                 }
             } else {
                 spins += 1;
-                if spins % 64 == 0 {
+                if spins.is_multiple_of(64) {
                     std::thread::yield_now();
                 }
                 futures_lite::future::yield_now().await;
