@@ -3,7 +3,6 @@
 //! every runtime.
 
 mod common;
-use common::*;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -34,12 +33,14 @@ rt_test!(
         for h in handles {
             h.await.unwrap();
         }
-        let (polled, blocked) = (polled.lock().unwrap(), blocked.lock().unwrap());
-        assert!(!polled.is_empty() && !blocked.is_empty());
-        assert!(
-            polled.is_disjoint(&blocked),
-            "a blocking closure ran on a thread that polls async jobs"
-        );
+        {
+            let (polled, blocked) = (polled.lock().unwrap(), blocked.lock().unwrap());
+            assert!(!polled.is_empty() && !blocked.is_empty());
+            assert!(
+                polled.is_disjoint(&blocked),
+                "a blocking closure ran on a thread that polls async jobs"
+            );
+        }
         pool.stop_wait().await;
     },
     async_std
