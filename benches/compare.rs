@@ -547,7 +547,11 @@ fn w4(c: &str, p: Params) -> Outcome {
             })
         }
         "buffer-unordered" => run_buffered(&tokio_rt(), p, tokio_body),
-        "smol-sem" => run_smol(&SmolRt::new(), p, |i| blocking::unblock(move || spin(i))),
+        // `unblock` starts its closure at once: it must be called after the
+        // permit is taken (inside the async block), or the bound is not held.
+        "smol-sem" => run_smol(&SmolRt::new(), p, |i| async move {
+            blocking::unblock(move || spin(i)).await
+        }),
         _ => return wpxt::w4(c, p),
     };
     done(secs, sum == want)

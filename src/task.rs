@@ -447,9 +447,13 @@ impl<B: Body> Task<B> {
                                 }
                             } else {
                                 let shared = &slot.shared;
-                                let wake_at = shared.now() + delay;
-                                extra(this.extra).backoff_sleep =
-                                    Some(shared.clock.sleep_until(wake_at));
+                                // A backoff too long to express waits for ever
+                                // (until the deadline or a cancel).
+                                let sleep: BoxFuture<()> = match shared.now().checked_add(delay) {
+                                    Some(wake_at) => shared.clock.sleep_until(wake_at),
+                                    None => Box::pin(std::future::pending()),
+                                };
+                                extra(this.extra).backoff_sleep = Some(sleep);
                                 *this.phase = Phase::Backoff;
                             }
                         }

@@ -90,12 +90,17 @@ async fn run(mut slot: Slot) {
             shared.idle.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        let timeout = match shared.idle_timeout {
+        // An idle timeout too long to express (past the clock's range) never
+        // fires.
+        let timeout = match shared
+            .idle_timeout
+            .and_then(|d| shared.now().checked_add(d))
+        {
             None => None,
-            Some(d) => {
+            Some(at) => {
                 if idle_timer.is_none() {
                     worked = false;
-                    idle_timer = Some(shared.clock.sleep_until(shared.now() + d));
+                    idle_timer = Some(shared.clock.sleep_until(at));
                 }
                 idle_timer.as_mut()
             }

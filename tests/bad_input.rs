@@ -5,9 +5,10 @@ mod common;
 use common::*;
 
 use std::task::Poll;
+use std::time::Duration;
 
 use futures::FutureExt;
-use workerpoolxt::{Builder, ConfigError, JobError, Pool, TrySubmitError};
+use workerpoolxt::{Backoff, Builder, ConfigError, Job, JobError, Pool, TrySubmitError};
 
 // max_workers(0) is refused by try_build with ZeroWorkers and a clear message.
 #[test]
@@ -135,5 +136,28 @@ rt_test!(
         let mut stopped = pool.submit(async { 3 });
         assert_eq!(stopped.try_take(), Some(Err(JobError::Stopped)));
         assert_eq!(stopped.try_take(), None);
+    }
+);
+
+// Durations past the clock's range do not panic: a backoff that long waits
+// until the job's timeout, an idle timeout that long never fires.
+rt_test!(
+    huge_durations_are_accepted,
+    |b: workerpoolxt::Builder| async move {
+        let pool = b
+            .max_workers(1)
+            .idle_timeout(Duration::from_secs(u64::MAX / 2))
+            .build();
+        let job = Job::new(|_ctx| async { Err::<(), _>("fail") })
+            .retry(3)
+            .backoff(Backoff::fixed(Duration::MAX))
+            .timeout(Duration::from_millis(20));
+        let outcome = pool.submit_job(job).outcome().await;
+        assert_eq!(outcome.result(), Err(&JobError::TimedOut));
+        assert_eq!(outcome.attempts(), 1);
+        let huge = Job::new(|_ctx| async { Ok::<_, ()>(7) }).timeout(Duration::MAX);
+        assert_eq!(pool.submit_job(huge).await, Ok(7));
+        assert_eq!(pool.submit(async { 1 }).await, Ok(1));
+        pool.stop_wait().await;
     }
 );
