@@ -55,9 +55,11 @@ pub(crate) struct Shared {
     /// Jobs started whose handles have not resolved.
     pub(crate) running: Padded<AtomicUsize>,
     /// Blocking closures whose handles resolved (cancel, timeout) but which
-    /// still run: counted in `running` too.
+    /// still run (no longer counted in `running`).
     pub(crate) draining: AtomicUsize,
-    pub(crate) idle: AtomicUsize,
+    /// Written whenever a worker falls asleep or wakes; read on every submit.
+    /// On its own line so that it does not evict the read-mostly settings.
+    pub(crate) idle: Padded<AtomicUsize>,
     /// Pauses requested or held.
     pub(crate) paused: AtomicUsize,
     /// The earliest queue ticket that a live pause holds back (`usize::MAX`
@@ -126,7 +128,7 @@ impl Shared {
             busy: Padded(AtomicUsize::new(0)),
             running: Padded(AtomicUsize::new(0)),
             draining: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
+            idle: Padded(AtomicUsize::new(0)),
             paused: AtomicUsize::new(0),
             pause_barrier: AtomicUsize::new(usize::MAX),
             pause_barriers: std::sync::Mutex::new(Vec::new()),

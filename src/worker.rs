@@ -30,6 +30,9 @@ impl Drop for Slot {
     }
 }
 
+/// How many jobs a worker runs in a row before it yields to its executor.
+const YIELD_EVERY: u32 = 64;
+
 /// A new worker for a slot already reserved in `shared.workers`.
 pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
     // The slot is made here, outside the future, so dropping the future
@@ -43,6 +46,8 @@ async fn run(mut slot: Slot) {
     // fires the worker leaves only if it ran no job since it was armed.
     let mut idle_timer: Option<BoxFuture<()>> = None;
     let mut worked = false;
+    // Jobs run since the worker last gave its thread back to the executor.
+    let mut streak = 0u32;
     loop {
         if shared.too_many_workers() && shared.try_retire() {
             slot.held = false;
@@ -73,6 +78,15 @@ async fn run(mut slot: Slot) {
                 }
                 shared.busy_done();
                 worked = true;
+                // Jobs that finish at once never make the worker wait: yield
+                // now and then so that a long queue of them does not starve
+                // the other tasks of the executor thread (tokio's
+                // current-thread runtime in particular).
+                streak += 1;
+                if streak >= YIELD_EVERY {
+                    streak = 0;
+                    futures_lite::future::yield_now().await;
+                }
                 continue;
             }
             shared.busy_done();
@@ -84,6 +98,7 @@ async fn run(mut slot: Slot) {
 
         // Nothing to do: sleep until a job comes, the pool stops, or the idle
         // timeout passes.
+        streak = 0;
         shared.idle.fetch_add(1, Ordering::SeqCst);
         let listener = shared.job_ready.listen();
         if !shared.queue.is_empty() || shared.queue.is_closed() || shared.too_many_workers() {
