@@ -129,10 +129,10 @@ where
 /// without running it further (its handle resolves `Stopped` if nothing else
 /// resolved it).
 pub(crate) struct QueueEntry {
-    cell: Arc<dyn Run>,
+    /// `None` once the task is done (the entry then gives its reference up).
+    cell: Option<Arc<dyn Run>>,
     /// The job's position in submission order (see `Shared::reserve_place`).
     pub(crate) ticket: usize,
-    done: bool,
 }
 
 impl QueueEntry {
@@ -152,9 +152,8 @@ impl QueueEntry {
         });
         let handle: Arc<dyn AsSlot<B::Output, B::Error>> = cell.clone();
         let entry = QueueEntry {
-            cell,
+            cell: Some(cell),
             ticket,
-            done: false,
         };
         (entry, handle)
     }
@@ -164,14 +163,14 @@ impl Future for QueueEntry {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done {
+        let Some(cell) = self.cell.as_ref() else {
             return Poll::Ready(());
-        }
+        };
         // SAFETY: `self` is the cell's unique entry, and `&mut self` excludes
         // a concurrent `abort` (which only runs in `drop`).
-        let polled = unsafe { self.cell.poll_run(cx) };
+        let polled = unsafe { cell.poll_run(cx) };
         if polled.is_ready() {
-            self.done = true;
+            self.cell = None;
         }
         polled
     }
@@ -179,9 +178,31 @@ impl Future for QueueEntry {
 
 impl Drop for QueueEntry {
     fn drop(&mut self) {
-        if !self.done {
+        if let Some(cell) = self.cell.take() {
             // SAFETY: `self` is the cell's unique entry, being dropped.
-            unsafe { self.cell.abort() };
+            unsafe { cell.abort() };
         }
+    }
+}
+
+/// What a queued job costs: the memory budget is a feature (W5 of the
+/// benchmarks), so a field that grows these sizes shows here first.
+#[cfg(all(test, target_pointer_width = "64"))]
+mod sizes {
+    use std::mem::size_of;
+
+    use crate::task::{OnceFuture, Task};
+
+    type Ready = std::future::Ready<u64>;
+
+    #[test]
+    fn a_queued_plain_job_stays_small() {
+        assert_eq!(size_of::<super::QueueEntry>(), 24);
+        assert_eq!(size_of::<crate::ResultHandle<u64>>(), 16);
+        assert_eq!(size_of::<crate::JobError>(), 16);
+        assert_eq!(size_of::<Option<Result<u64, crate::JobError>>>(), 16);
+        assert!(size_of::<crate::handle::Slot<u64, std::convert::Infallible>>() <= 104);
+        assert!(size_of::<Task<OnceFuture<Ready>>>() <= 40);
+        assert!(size_of::<super::TaskCell<OnceFuture<Ready>>>() <= 144);
     }
 }

@@ -12,9 +12,10 @@ use futures_core::future::FusedFuture;
 
 use crate::cell::AsSlot;
 use crate::error::JobError;
+use crate::job::Name;
 use crate::metrics::Final;
 use crate::shared::Shared;
-use crate::sync::{lock, Arc, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicU32, AtomicU8, Mutex, Ordering};
 
 /// The job was taken by a worker (set once, by the job).
 const STARTED: u8 = 1 << 0;
@@ -22,6 +23,10 @@ const STARTED: u8 = 1 << 0;
 const CANCEL: u8 = 1 << 1;
 /// The outcome is stored (set once, under the lock).
 const COMPLETE: u8 = 1 << 2;
+/// The handle took the outcome (set once, by the handle, under the lock):
+/// the handle is terminated. Kept here rather than in the handle, so a
+/// handle is one pointer wide.
+const TAKEN: u8 = 1 << 3;
 
 /// The one-shot slot shared by a job and its handle.
 ///
@@ -32,8 +37,11 @@ const COMPLETE: u8 = 1 << 2;
 /// previous value, so exactly one of them wins.
 pub(crate) struct Slot<T, E> {
     state: AtomicU8,
+    /// Attempts made, written before `COMPLETE` is set (beside `state`, in
+    /// what would be padding).
+    attempts: AtomicU32,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) name: Option<Arc<str>>,
+    pub(crate) name: Option<Name>,
     /// When it was submitted, in nanoseconds since the pool's epoch.
     pub(crate) submitted: u64,
     inner: Mutex<Inner<T, E>>,
@@ -52,7 +60,8 @@ pub(crate) struct Record {
 
 struct Inner<T, E> {
     result: Option<Result<T, JobError<E>>>,
-    record: Record,
+    /// Queue wait and run time, in ns.
+    times: (u64, u64),
     /// Woken when the outcome is stored.
     handle_waker: Option<Waker>,
     /// Woken when the handle asks for a cancel while the job runs.
@@ -60,15 +69,16 @@ struct Inner<T, E> {
 }
 
 impl<T, E> Slot<T, E> {
-    pub(crate) fn new(shared: Arc<Shared>, name: Option<Arc<str>>, submitted: u64) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, name: Option<Name>, submitted: u64) -> Self {
         Slot {
             state: AtomicU8::new(0),
+            attempts: AtomicU32::new(0),
             shared,
             name,
             submitted,
             inner: Mutex::new(Inner {
                 result: None,
-                record: Record::default(),
+                times: (0, 0),
                 handle_waker: None,
                 task_waker: None,
             }),
@@ -108,7 +118,8 @@ impl<T, E> Slot<T, E> {
             let mut inner = lock(&self.inner);
             debug_assert!(inner.result.is_none());
             inner.result = Some(result);
-            inner.record = record;
+            inner.times = (record.queued, record.run);
+            self.attempts.store(record.attempts, Ordering::Relaxed);
             inner.task_waker = None;
             self.state.fetch_or(COMPLETE, Ordering::Release);
             inner.handle_waker.take()
@@ -164,7 +175,8 @@ impl<T, E> Slot<T, E> {
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T, E>>> {
         let mut inner = lock(&self.inner);
         if let Some(result) = inner.result.take() {
-            let record = inner.record;
+            self.state.fetch_or(TAKEN, Ordering::Release);
+            let record = self.record(inner.times);
             drop(inner);
             return Poll::Ready(Some(self.outcome(result, record)));
         }
@@ -185,9 +197,23 @@ impl<T, E> Slot<T, E> {
         }
         let mut inner = lock(&self.inner);
         let result = inner.result.take()?;
-        let record = inner.record;
+        self.state.fetch_or(TAKEN, Ordering::Release);
+        let record = self.record(inner.times);
         drop(inner);
         Some(self.outcome(result, record))
+    }
+
+    fn is_taken(&self) -> bool {
+        self.state.load(Ordering::Acquire) & TAKEN != 0
+    }
+
+    /// The record of a completed job (read under the lock that stored it).
+    fn record(&self, (queued, run): (u64, u64)) -> Record {
+        Record {
+            attempts: self.attempts.load(Ordering::Relaxed),
+            queued,
+            run,
+        }
     }
 }
 
@@ -232,12 +258,11 @@ impl<T, E> Slot<T, E> {
 #[must_use = "dropping a handle abandons the job's result (the job still runs)"]
 pub struct ResultHandle<T, E = Infallible> {
     cell: Arc<dyn AsSlot<T, E>>,
-    done: bool,
 }
 
 impl<T, E> ResultHandle<T, E> {
     pub(crate) fn new(cell: Arc<dyn AsSlot<T, E>>) -> Self {
-        ResultHandle { cell, done: false }
+        ResultHandle { cell }
     }
 
     fn slot(&self) -> &Slot<T, E> {
@@ -302,12 +327,7 @@ impl<T, E> ResultHandle<T, E> {
     /// # });
     /// ```
     pub fn try_take(&mut self) -> Option<Result<T, JobError<E>>> {
-        if self.done {
-            return None;
-        }
-        let outcome = self.slot().try_take()?;
-        self.done = true;
-        Some(outcome.result)
+        self.slot().try_take().map(|o| o.result)
     }
 
     /// Blocks the calling thread until the job finishes, and returns its result.
@@ -358,24 +378,19 @@ impl<T, E> ResultHandle<T, E> {
 
     /// The job's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.slot().name.as_deref()
+        self.slot().name.as_deref().map(String::as_str)
     }
 
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
-        if self.done {
-            return Poll::Pending;
-        }
         match self.slot().poll_take(cx) {
-            Poll::Ready(Some(outcome)) => {
-                self.done = true;
-                Poll::Ready(outcome)
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(outcome)) => Poll::Ready(outcome),
+            // Taken before: a terminated (fused) handle stays pending.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_taken(&self) -> bool {
+        self.slot().is_taken()
     }
 }
 
@@ -389,7 +404,7 @@ impl<T, E> Future for ResultHandle<T, E> {
 
 impl<T, E> FusedFuture for ResultHandle<T, E> {
     fn is_terminated(&self) -> bool {
-        self.done
+        self.is_taken()
     }
 }
 
@@ -398,7 +413,7 @@ impl<T, E> fmt::Debug for ResultHandle<T, E> {
         f.debug_struct("ResultHandle")
             .field("name", &self.slot().name)
             .field("finished", &self.is_finished())
-            .field("taken", &self.done)
+            .field("taken", &self.is_taken())
             .finish()
     }
 }
@@ -424,12 +439,7 @@ impl<T, E> OutcomeFuture<T, E> {
 
     /// Takes the outcome if the job has finished, without waiting.
     pub fn try_take(&mut self) -> Option<Outcome<T, E>> {
-        if self.handle.done {
-            return None;
-        }
-        let outcome = self.handle.slot().try_take()?;
-        self.handle.done = true;
-        Some(outcome)
+        self.handle.slot().try_take()
     }
 
     /// Blocks the calling thread until the job finishes; see [`ResultHandle::wait`].
@@ -448,7 +458,7 @@ impl<T, E> Future for OutcomeFuture<T, E> {
 
 impl<T, E> FusedFuture for OutcomeFuture<T, E> {
     fn is_terminated(&self) -> bool {
-        self.handle.done
+        self.handle.is_taken()
     }
 }
 
@@ -486,7 +496,7 @@ impl<T, E> fmt::Debug for OutcomeFuture<T, E> {
 /// # });
 /// ```
 pub struct Outcome<T, E = Infallible> {
-    pub(crate) name: Option<Arc<str>>,
+    pub(crate) name: Option<Name>,
     pub(crate) duration: Duration,
     pub(crate) queued: Duration,
     pub(crate) attempts: u32,
@@ -496,7 +506,7 @@ pub struct Outcome<T, E = Infallible> {
 impl<T, E> Outcome<T, E> {
     /// The job's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name.as_deref().map(String::as_str)
     }
 
     /// From the job's first start to its end (to the moment its handle

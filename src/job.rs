@@ -70,9 +70,14 @@ pub struct Job<T, E> {
     meta: JobMeta,
 }
 
+/// A job's name, shared by its job, context, slot and outcome. An
+/// `Arc<String>` is one pointer wide (an `Arc<str>` two): every queued job
+/// carries this field.
+pub(crate) type Name = Arc<String>;
+
 /// A job's settings, read by the task that runs it.
 pub(crate) struct JobMeta {
-    pub(crate) name: Option<Arc<str>>,
+    pub(crate) name: Option<Name>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) retry: u32,
@@ -155,7 +160,7 @@ where
 impl<T, E> Job<T, E> {
     /// Names the job; the name is in its [`JobContext`] and [`Outcome`](crate::Outcome).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.meta.name = Some(Arc::from(name.into()));
+        self.meta.name = Some(Arc::new(name.into()));
         self
     }
 
@@ -206,10 +211,14 @@ impl<T, E> Job<T, E> {
 
     /// The job's name, if set.
     pub fn get_name(&self) -> Option<&str> {
-        self.meta.name.as_deref()
+        self.meta.name.as_deref().map(String::as_str)
     }
 
-    pub(crate) fn into_parts(self) -> (JobBodyBox<T, E>, Option<Arc<str>>) {
+    pub(crate) fn name_arc(&self) -> Option<Name> {
+        self.meta.name.clone()
+    }
+
+    pub(crate) fn into_parts(self) -> (JobBodyBox<T, E>, Option<Name>) {
         let name = self.meta.name.clone();
         (JobBodyBox { job: self }, name)
     }
@@ -321,7 +330,7 @@ pub struct JobContext {
 }
 
 struct CtxInner {
-    name: Option<Arc<str>>,
+    name: Option<Name>,
     options: Options,
     deadline: Option<Instant>,
     token: CancelToken,
@@ -349,7 +358,7 @@ impl JobContext {
 
     /// The job's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.inner.name.as_deref()
+        self.inner.name.as_deref().map(String::as_str)
     }
 
     /// This attempt's number, from 1.

@@ -14,7 +14,7 @@ use crate::cancel::CancelToken;
 use crate::cell::QueueEntry;
 use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
 use crate::handle::{ResultHandle, Slot};
-use crate::job::Job;
+use crate::job::{Job, Name};
 use crate::metrics::{Final, Metrics};
 use crate::options::Options;
 use crate::runtime::{self, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock};
@@ -182,7 +182,7 @@ impl Pool {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let name = job.get_name().map(Arc::from);
+        let name = job.name_arc();
         self.submit_with(job, name, |job| (job.into_parts().0, None))
     }
 
@@ -245,7 +245,7 @@ impl Pool {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let name = job.get_name().map(Arc::from);
+        let name = job.name_arc();
         self.try_submit_counted(job, name, |job| (job.into_parts().0, None))
     }
 
@@ -306,7 +306,7 @@ impl Pool {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let name = job.get_name().map(Arc::from);
+        let name = job.name_arc();
         SubmitWait::new(self.clone(), job, name, |pool, job, name, ticket| {
             pool.enqueue(job.into_parts().0, None, name, ticket)
         })
@@ -328,7 +328,7 @@ impl Pool {
         &self,
         body: B,
         first: Option<B::Attempt>,
-        name: Option<Arc<str>>,
+        name: Option<Name>,
         ticket: usize,
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
@@ -346,7 +346,7 @@ impl Pool {
     fn submit_with<I, B: Body>(
         &self,
         input: I,
-        name: Option<Arc<str>>,
+        name: Option<Name>,
         build: impl FnOnce(I) -> (B, Option<B::Attempt>),
     ) -> ResultHandle<B::Output, B::Error> {
         match self.admit() {
@@ -371,7 +371,7 @@ impl Pool {
     fn try_submit_counted<I, B: Body>(
         &self,
         input: I,
-        name: Option<Arc<str>>,
+        name: Option<Name>,
         build: impl FnOnce(I) -> (B, Option<B::Attempt>),
     ) -> Result<ResultHandle<B::Output, B::Error>, TrySubmitError<I>> {
         match self.admit() {
@@ -760,18 +760,18 @@ impl fmt::Debug for PauseGuard {
 pub struct SubmitWait<I, T, E = std::convert::Infallible> {
     pool: Pool,
     input: Option<I>,
-    name: Option<Arc<str>>,
+    name: Option<Name>,
     enqueue: Enqueue<I, T, E>,
     listener: Option<EventListener>,
 }
 
-type Enqueue<I, T, E> = fn(&Pool, I, Option<Arc<str>>, usize) -> ResultHandle<T, E>;
+type Enqueue<I, T, E> = fn(&Pool, I, Option<Name>, usize) -> ResultHandle<T, E>;
 
 // The input is only moved, never pinned or polled here.
 impl<I, T, E> Unpin for SubmitWait<I, T, E> {}
 
 impl<I, T, E> SubmitWait<I, T, E> {
-    fn new(pool: Pool, input: I, name: Option<Arc<str>>, enqueue: Enqueue<I, T, E>) -> Self {
+    fn new(pool: Pool, input: I, name: Option<Name>, enqueue: Enqueue<I, T, E>) -> Self {
         SubmitWait {
             pool,
             input: Some(input),

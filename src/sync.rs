@@ -20,13 +20,13 @@ pub(crate) use self::loom_queue::Queue;
 
 #[cfg(not(workerpoolxt_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 
 #[cfg(workerpoolxt_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
     Mutex, MutexGuard,
 };
 

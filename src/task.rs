@@ -306,7 +306,7 @@ impl<B: Body> Task<B> {
     ) -> Poll<()> {
         let mut this = self.project();
         if *this.phase == Phase::Queued {
-            *this.trace = Trace::start(slot.name.as_deref());
+            *this.trace = Trace::start(slot.name.as_deref().map(String::as_str));
         }
         #[allow(clippy::let_unit_value)]
         let _entered = this.trace.enter();
