@@ -14,8 +14,10 @@
 //!   resolved but which still run. Busy slots are `draining + running`.
 //!   `running` is counted after `dequeued`, so a reader that reads `running`
 //!   before `waiting` never sees one job in both.
-//! - `idle`: workers asleep waiting for a job. A submitter spawns a worker
-//!   when the queue holds more jobs than there are idle workers to wake.
+//! - `idle`: workers asleep waiting for a job. A submitter wakes one of them
+//!   (one wake-up in flight at a time) or, when none sleeps, spawns a worker
+//!   under `max_workers`; a worker that takes a job while more wait does the
+//!   same, so the wake-ups chain until every slot is busy (`find_worker`).
 //! - `waiting = enqueued - dequeued`: jobs in the queue that have not left
 //!   it. Submitters count `enqueued` (on their own cache line); whoever takes
 //!   a job out (a worker starting it, its handle cancelling it, a stop
