@@ -5,28 +5,12 @@
 mod common;
 use common::*;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 use workerpoolxt::{Builder, Job, JobError, Pool};
-
-/// `Some(output)` if `fut` resolves within `d`.
-async fn within<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        sleep(d).await;
-        None
-    })
-    .await
-}
-
-async fn yields(n: usize) {
-    for _ in 0..n {
-        futures_lite::future::yield_now().await;
-    }
-}
 
 const PROMPT: Duration = Duration::from_secs(2);
 

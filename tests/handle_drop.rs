@@ -9,12 +9,6 @@ use std::sync::Arc;
 
 use workerpoolxt::Builder;
 
-async fn yields(n: usize) {
-    for _ in 0..n {
-        futures_lite::future::yield_now().await;
-    }
-}
-
 // A dropped handle's future is polled to completion, keeps the only slot
 // while blocked, and the next job starts only after it finished.
 rt_test!(

@@ -15,7 +15,6 @@
 mod common;
 use common::*;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use workerpoolxt::{Builder, Pool, ResultHandle};
@@ -39,24 +38,6 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
             sleep(Duration::from_millis(1)).await;
         }
     }
-}
-
-/// `Some(output)` if `fut` resolves within `limit` of real time.
-async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        sleep(limit).await;
-        None
-    })
-    .await
-}
-
-/// Lets the workers run for a while, to show that something does *not*
-/// happen (there is no event for a worker that does not leave).
-async fn settle() {
-    for _ in 0..10 {
-        futures_lite::future::yield_now().await;
-    }
-    sleep(Duration::from_millis(30)).await;
 }
 
 /// Waits until `n` idle timers are armed.

@@ -586,10 +586,6 @@ fn final_count(m: &Metrics, res: Res) -> u64 {
     }
 }
 
-fn finals(m: &Metrics) -> u64 {
-    m.succeeded + m.failed + m.timed_out + m.cancelled + m.panicked + m.stopped + m.rejected
-}
-
 /// Checks a quiet pool's metrics: the blocker succeeded, the target landed
 /// in `res`, and the sum rule holds.
 fn check_metrics(c: Combo, m: &Metrics, ex: Expect) {

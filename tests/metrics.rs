@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,14 +115,6 @@ fn flaky(fails: u32, retry: u32, retries: &Arc<AtomicU64>) -> Job<u32, &'static 
     })
     .retry(retry)
     .backoff(Backoff::fixed(Duration::from_millis(1)))
-}
-
-fn blocker(gauge: &Gauge, latch: &Latch) -> impl Future<Output = ()> + Send + 'static {
-    let (gauge, latch) = (gauge.clone(), latch.clone());
-    async move {
-        let _in = gauge.enter();
-        latch.wait().await;
-    }
 }
 
 // After a mixed workload (successes, failures with retries, timeouts, cancels

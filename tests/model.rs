@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use workerpoolxt::{Job, JobError, Metrics, Pool, ResultHandle, Stop};
+use workerpoolxt::{Job, JobError, Pool, ResultHandle, Stop};
 
 // ---------------------------------------------------------------------------
 // Operations.
@@ -619,10 +619,6 @@ async fn sync(real: &mut Real, model: &Model, step: &str) {
             .await;
         }
     }
-}
-
-fn finals(m: &Metrics) -> u64 {
-    m.succeeded + m.failed + m.timed_out + m.cancelled + m.panicked + m.stopped + m.rejected
 }
 
 async fn run_case(max: usize, idle_exit: bool, ops: &[Op]) {

@@ -11,33 +11,6 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use workerpoolxt::{Builder, JobError};
 
-/// `Some(output)` if `fut` resolves within `limit` of real time.
-async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        sleep(limit).await;
-        None
-    })
-    .await
-}
-
-/// Lets the workers run for a while, to show that something does *not*
-/// happen (there is no event for a job that does not start).
-async fn settle() {
-    for _ in 0..10 {
-        futures_lite::future::yield_now().await;
-    }
-    sleep(Duration::from_millis(30)).await;
-}
-
-/// A job that counts itself in `gauge` and blocks until `latch` opens.
-fn blocker(gauge: &Gauge, latch: &Latch) -> impl Future<Output = ()> + Send + 'static {
-    let (gauge, latch) = (gauge.clone(), latch.clone());
-    async move {
-        let _in = gauge.enter();
-        latch.wait().await;
-    }
-}
-
 // Go's TestPause: a job submitted just before pause has run to its end by the
 // time pause returns.
 rt_test!(

@@ -15,15 +15,6 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use workerpoolxt::{Builder, CancelToken, Job, JobError, Pool, TrySubmitError};
 
-/// `Some(output)` if `fut` resolves within `limit` of real time.
-async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        sleep(limit).await;
-        None
-    })
-    .await
-}
-
 /// A waker that raises a flag when woken.
 fn flag_waker() -> (Arc<AtomicBool>, Waker) {
     struct Flag(Arc<AtomicBool>);
@@ -34,15 +25,6 @@ fn flag_waker() -> (Arc<AtomicBool>, Waker) {
     }
     let flag = Arc::new(AtomicBool::new(false));
     (flag.clone(), futures::task::waker(Arc::new(Flag(flag))))
-}
-
-/// A job that counts itself in `gauge` and blocks until `latch` opens.
-fn blocker(gauge: &Gauge, latch: &Latch) -> impl Future<Output = ()> + Send + 'static {
-    let (gauge, latch) = (gauge.clone(), latch.clone());
-    async move {
-        let _in = gauge.enter();
-        latch.wait().await;
-    }
 }
 
 // waiting() reaches the capacity exactly and never exceeds it, even with four

@@ -4,28 +4,9 @@
 mod common;
 use common::*;
 
-use std::future::Future;
 use std::time::Duration;
 
 use workerpoolxt::{Builder, ConfigError, ResultHandle};
-
-/// `Some(output)` if `fut` resolves within `limit` of real time.
-async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        sleep(limit).await;
-        None
-    })
-    .await
-}
-
-/// Lets the workers run for a while, to show that something does *not*
-/// happen (there is no event for a job that does not start).
-async fn settle() {
-    for _ in 0..10 {
-        futures_lite::future::yield_now().await;
-    }
-    sleep(Duration::from_millis(30)).await;
-}
 
 /// Waits (bounded) until `cond` holds for the gauge.
 async fn gauge_until(gauge: &Gauge, what: &str, cond: impl Fn(&Gauge) -> bool) {

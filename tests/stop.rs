@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 
-use std::future::Future;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -13,21 +12,6 @@ use workerpoolxt::{Builder, JobError, Pool, ResultHandle};
 
 const JOBS: usize = 64;
 const WORKERS: usize = 2;
-
-async fn yields(n: usize) {
-    for _ in 0..n {
-        futures_lite::future::yield_now().await;
-    }
-}
-
-/// `Some(output)` if `fut` resolves within `d`.
-async fn within<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        sleep(d).await;
-        None
-    })
-    .await
-}
 
 /// A pool of 2 with 64 jobs blocked on `latch`; returns once 2 of them run.
 async fn blocked_pool(

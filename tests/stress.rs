@@ -258,10 +258,6 @@ fn submit(pool: &Pool, kind: Kind, barrier: bool, c: &Ctx, token: &CancelToken) 
     }
 }
 
-fn finals(m: &Metrics) -> u64 {
-    m.succeeded + m.failed + m.timed_out + m.cancelled + m.panicked + m.stopped + m.rejected
-}
-
 async fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
     futures_lite::future::or(fut, async {
         sleep(limit).await;

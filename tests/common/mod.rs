@@ -524,3 +524,43 @@ pub fn quiet_expected_panics() {
         }));
     });
 }
+
+/// `Some(output)` if `fut` resolves within `limit`, `None` otherwise: a
+/// bounded wait that fails fast instead of hanging into the watchdog.
+pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        sleep(limit).await;
+        None
+    })
+    .await
+}
+
+/// Yields `n` times to the executor.
+pub async fn yields(n: usize) {
+    for _ in 0..n {
+        futures_lite::future::yield_now().await;
+    }
+}
+
+/// Lets the workers run for a while, to show that something does *not*
+/// happen (there is no event for a job that does not start or a worker that
+/// does not leave). Tests that use it also prove the order with events.
+pub async fn settle() {
+    yields(10).await;
+    sleep(Duration::from_millis(30)).await;
+}
+
+/// A job that counts itself in `gauge` and blocks until `latch` opens.
+pub fn blocker(gauge: &Gauge, latch: &Latch) -> impl Future<Output = ()> + Send + 'static {
+    let (gauge, latch) = (gauge.clone(), latch.clone());
+    async move {
+        let _in = gauge.enter();
+        latch.wait().await;
+    }
+}
+
+/// The final counters of a metrics snapshot, summed (the ledger's right side
+/// less `waiting`, `running` and `draining`).
+pub fn finals(m: &workerpoolxt::Metrics) -> u64 {
+    m.succeeded + m.failed + m.timed_out + m.cancelled + m.panicked + m.stopped + m.rejected
+}
