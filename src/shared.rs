@@ -481,15 +481,22 @@ impl Shared {
 
     /// Resolves once no worker is left.
     pub(crate) async fn workers_gone(&self) {
-        loop {
-            if self.workers.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            let listener = self.quiet.listen();
-            if self.workers.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            listener.await;
+        wait_until(&self.quiet, || self.workers.load(Ordering::SeqCst) == 0).await;
+    }
+}
+
+/// Resolves once `cond` holds, re-checked whenever `event` is notified: the
+/// lost-wake-up-free loop (check, listen, check again, wait) that every wait
+/// on a condition of the pool uses.
+pub(crate) async fn wait_until(event: &Event, cond: impl Fn() -> bool) {
+    loop {
+        if cond() {
+            return;
         }
+        let listener = event.listen();
+        if cond() {
+            return;
+        }
+        listener.await;
     }
 }

@@ -240,17 +240,10 @@ impl<B: Body> Task<B> {
     }
 
     /// The token that cancels this job: its own, or the pool's.
-    fn token(body: &B, slot: &Slot<B::Output, B::Error>) -> CancelToken {
+    fn token<'a>(body: &'a B, slot: &'a SlotOf<B>) -> &'a CancelToken {
         match body.meta().and_then(|m| m.token.as_ref()) {
-            Some(t) => t.clone(),
-            None => slot.shared.token.clone(),
-        }
-    }
-
-    fn token_is_cancelled(body: &B, slot: &Slot<B::Output, B::Error>) -> bool {
-        match body.meta().and_then(|m| m.token.as_ref()) {
-            Some(t) => t.is_cancelled(),
-            None => slot.shared.token.is_cancelled(),
+            Some(t) => t,
+            None => &slot.shared.token,
         }
     }
 
@@ -325,8 +318,6 @@ impl<B: Body> Task<B> {
                         return Poll::Ready(());
                     }
                     let shared = &slot.shared;
-                    shared.job_started();
-                    *this.counted_running = true;
                     let now = shared.now();
                     *this.started = shared.since_epoch(now);
                     let meta = this.body.meta();
@@ -341,7 +332,7 @@ impl<B: Body> Task<B> {
                         }
                         _ => shared.default_timeout.and_then(|t| now.checked_add(t)),
                     };
-                    let refused = if Self::token_is_cancelled(this.body, slot) {
+                    let refused = if Self::token(this.body, slot).is_cancelled() {
                         Some(Interrupt::Cancelled)
                     } else if deadline.is_some_and(|d| d <= now) {
                         Some(Interrupt::TimedOut)
@@ -354,10 +345,11 @@ impl<B: Body> Task<B> {
                         let _ = drop_attempt(this.attempt.as_mut());
                         let (err, how) = why.into_error();
                         this.trace.finished(how);
-                        Self::uncount(this.counted_running, slot);
                         slot.complete_unstarted(err, how);
                         return Poll::Ready(());
                     }
+                    shared.job_started();
+                    *this.counted_running = true;
                     if deadline.is_some() || meta.is_some() {
                         let ctx = meta.map(|m| {
                             JobContext::new(
@@ -549,7 +541,7 @@ impl<B: Body> Task<B> {
     /// timer: an attempt that fails without ever waiting, or a backoff that
     /// ends together with the deadline, must not start another attempt.
     fn interrupted(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Interrupt> {
-        if slot.cancel_requested() || Self::token_is_cancelled(this.body, slot) {
+        if slot.cancel_requested() || Self::token(this.body, slot).is_cancelled() {
             return Some(Interrupt::Cancelled);
         }
         if !*this.deadline_passed {

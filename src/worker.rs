@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::runtime::BoxFuture;
-use crate::shared::{Shared, STOPPED};
+use crate::shared::{wait_until, Shared, STOPPED};
 use crate::sync::{Arc, Ordering};
 
 /// A worker's reservation under `max_workers`. Given back when the worker
@@ -147,16 +147,7 @@ async fn run(mut slot: Slot) {
 }
 
 async fn wait_released(shared: &Shared, ticket: usize) {
-    loop {
-        if !shared.holds_back(ticket) {
-            return;
-        }
-        let listener = shared.unpaused.listen();
-        if !shared.holds_back(ticket) {
-            return;
-        }
-        listener.await;
-    }
+    wait_until(&shared.unpaused, || !shared.holds_back(ticket)).await;
 }
 
 #[derive(PartialEq, Eq)]
