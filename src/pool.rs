@@ -1044,7 +1044,11 @@ impl fmt::Debug for Builder {
             .field("idle_timeout", &self.idle_timeout)
             .field(
                 "spawner",
-                &self.spawner.as_ref().map(|_| runtime::DebugSpawner),
+                &if self.spawner.is_some() {
+                    "custom"
+                } else {
+                    "embedded"
+                },
             )
             .field("default_timeout", &self.default_timeout)
             .field("default_options", &self.default_options)

@@ -14,7 +14,6 @@
 //! - Blocking closures run on the `blocking` crate's thread pool, never on an
 //!   executor thread.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -134,12 +133,4 @@ pub(crate) fn unblock<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> blocking::Task<std::thread::Result<T>> {
     blocking::unblock(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
-}
-
-pub(crate) struct DebugSpawner;
-
-impl fmt::Debug for DebugSpawner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Spawner")
-    }
 }
