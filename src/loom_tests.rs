@@ -3,16 +3,22 @@
 //! Run with:
 //! `RUSTFLAGS="--cfg workerpoolxt_loom" cargo test --release --lib loom_`
 //! (each model explores every interleaving of its threads, preemption bound 2).
+//!
+//! Most models poll a job's queue entry by hand. `loom_stop_wait_vs_last_job`
+//! and `loom_cancel_running_vs_queued` run the real worker loop: their pool's
+//! spawner hands the worker future to the model (`worker_pool`).
+//! `loom_complete_vs_timer` drives the job's deadline with a manual clock.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::{JobError, Pool};
+use crate::{BoxFuture, Clock, Job, JobError, Pool};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
@@ -32,11 +38,14 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 
 /// A pool whose workers never run: the models drive the queue by hand.
 fn manual_pool() -> Pool {
+    manual_builder().build()
+}
+
+fn manual_builder() -> crate::Builder {
     Pool::builder()
         .max_workers(1)
         .keep_idle_workers()
-        .spawner(|worker| drop(worker))
-        .build()
+        .spawner(drop)
 }
 
 fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
@@ -195,5 +204,300 @@ fn loom_submitter_and_worker() {
             (m.submitted, m.succeeded, m.waiting, m.running),
             (1, 1, 0, 0)
         );
+    });
+}
+
+// ----- helpers of the models below -----
+
+/// A waker that only records that it was woken, in a std atomic.
+///
+/// It runs no loom operation when it is cloned, woken or dropped: the pool's
+/// events (`event_listener`) clone, wake and drop wakers under their own std
+/// lock, which loom does not see, so loom must not switch threads there.
+/// (`loom::future::block_on` is not an option either: it needs loom's
+/// `futures` feature.)
+struct Woken(std::sync::atomic::AtomicBool);
+
+impl Wake for Woken {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Polls `f` until it is ready, or until `stop()` holds after a poll that
+/// left it pending; `None` in the second case.
+///
+/// Between polls it waits for a wake-up (yielding to the other threads), so
+/// a lost wake-up is never papered over by polling again: the thread spins
+/// until loom gives up on the model (its branch limit), which fails it.
+fn drive_until<F: Future + Unpin>(f: &mut F, stop: impl Fn() -> bool) -> Option<F::Output> {
+    let woken = std::sync::Arc::new(Woken(std::sync::atomic::AtomicBool::new(false)));
+    let waker = Waker::from(woken.clone());
+    loop {
+        if let Poll::Ready(v) = Pin::new(&mut *f).poll(&mut Context::from_waker(&waker)) {
+            return Some(v);
+        }
+        if stop() {
+            return None;
+        }
+        while !woken.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            thread::yield_now();
+        }
+    }
+}
+
+/// Polls `f` to completion; see [`drive_until`].
+fn drive<F: Future + Unpin>(f: &mut F) -> F::Output {
+    drive_until(f, || false).expect("driven to completion")
+}
+
+/// A job future that counts itself in `live` from its first poll until it is
+/// dropped, and asserts that no other body is live meanwhile (the models run
+/// at `max_workers = 1`). It yields once (`yields`) or not, then returns
+/// `value`.
+struct LiveBody {
+    live: Arc<AtomicUsize>,
+    value: u32,
+    yields: bool,
+    polled: bool,
+}
+
+impl LiveBody {
+    fn new(live: &Arc<AtomicUsize>, value: u32, yields: bool) -> LiveBody {
+        LiveBody {
+            live: live.clone(),
+            value,
+            yields,
+            polled: false,
+        }
+    }
+}
+
+impl Future for LiveBody {
+    type Output = u32;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if !self.polled {
+            self.polled = true;
+            let before = self.live.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(before, 0, "a job body started while another was alive");
+            if self.yields {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(self.value)
+    }
+}
+
+impl Drop for LiveBody {
+    fn drop(&mut self) {
+        if self.polled {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A pool whose one worker future is kept for the model to run (in
+/// `spawned`) rather than dropped: the real worker loop, on a loom thread.
+fn worker_pool() -> (Pool, std::sync::Arc<std::sync::Mutex<Vec<BoxFuture<()>>>>) {
+    let spawned = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = spawned.clone();
+    let pool = Pool::builder()
+        .max_workers(1)
+        .keep_idle_workers()
+        .spawner(move |worker| sink.lock().unwrap().push(worker))
+        .build();
+    (pool, spawned)
+}
+
+/// Takes the one worker future the pool spawned; asserts it spawned one.
+fn the_worker(spawned: &std::sync::Mutex<Vec<BoxFuture<()>>>) -> BoxFuture<()> {
+    let mut spawned = spawned.lock().unwrap();
+    assert_eq!(spawned.len(), 1, "max_workers = 1: exactly one worker");
+    spawned.pop().unwrap()
+}
+
+/// A clock that stands still until the model moves it on, once, by an hour.
+/// Its sleeps are woken by that move.
+#[derive(Clone)]
+struct ManualClock(std::sync::Arc<ClockState>);
+
+struct ClockState {
+    base: Instant,
+    moved: AtomicBool,
+    sleepers: std::sync::Mutex<Vec<Waker>>,
+}
+
+impl ManualClock {
+    fn new() -> ManualClock {
+        ManualClock(std::sync::Arc::new(ClockState {
+            base: Instant::now(),
+            moved: AtomicBool::new(false),
+            sleepers: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Moves the clock past every deadline set so far and wakes the sleeps.
+    fn advance(&self) {
+        self.0.moved.store(true, Ordering::SeqCst);
+        let sleepers = std::mem::take(&mut *self.0.sleepers.lock().unwrap());
+        for w in sleepers {
+            w.wake();
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        if self.0.moved.load(Ordering::SeqCst) {
+            self.0.base + Duration::from_secs(3600)
+        } else {
+            self.0.base
+        }
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        let clock = self.clone();
+        Box::pin(std::future::poll_fn(move |cx| {
+            // Register, then look: no lost wake-up against `advance`.
+            clock.0.sleepers.lock().unwrap().push(cx.waker().clone());
+            if clock.now() >= deadline {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }))
+    }
+}
+
+/// A job with a timeout completes on a worker while its deadline passes on
+/// another thread (the clock moves on and wakes the job's timer): the handle
+/// resolves exactly once, with the value or `TimedOut`, the job is counted
+/// once, and the job's future has been dropped by the time the handle shows
+/// as finished (a timed-out job's destructors have run).
+#[test]
+fn loom_complete_vs_timer() {
+    model(|| {
+        let clock = ManualClock::new();
+        let pool = manual_builder().clock(clock.clone()).build();
+        let dropped = Arc::new(AtomicBool::new(false));
+        struct OnDrop(Arc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let mut guard = Some(OnDrop(dropped.clone()));
+        let job = Job::new(move |_ctx| {
+            let guard = guard.take();
+            async move {
+                let _guard = guard;
+                futures_lite::future::yield_now().await;
+                Ok::<_, ()>(7)
+            }
+        })
+        .timeout(Duration::from_secs(1));
+        let mut handle = pool.submit_job(job);
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        let worker = thread::spawn(move || drive(&mut entry));
+        // The timer: the deadline passes (if the job has started by now).
+        clock.advance();
+        if handle.is_finished() {
+            assert!(dropped.load(Ordering::SeqCst), "resolved before the drop");
+        }
+        worker.join().unwrap();
+        assert!(dropped.load(Ordering::SeqCst));
+        let got = handle.try_take().expect("resolved");
+        assert!(got == Ok(7) || got == Err(JobError::TimedOut), "{got:?}");
+        assert_eq!(handle.try_take(), None);
+        let m = pool.metrics();
+        assert_eq!(
+            (m.submitted, m.waiting, m.running, m.succeeded + m.timed_out),
+            (1, 0, 0, 1)
+        );
+        assert_eq!(m.timed_out, u64::from(got.is_err()));
+    });
+}
+
+/// `stop_wait` on one thread while the real worker loop runs the last job on
+/// another (N = 1): the stop resolves only once the job's body has been
+/// dropped, its handle has resolved with its value (a draining pool runs it)
+/// and the worker has left; no thread hangs, and the ledger adds up.
+#[test]
+fn loom_stop_wait_vs_last_job() {
+    model(|| {
+        let (pool, spawned) = worker_pool();
+        let live = Arc::new(AtomicUsize::new(0));
+        let mut handle = pool.submit(LiveBody::new(&live, 5, true));
+        let mut worker = the_worker(&spawned);
+        let runner = thread::spawn(move || drive(&mut worker));
+        drive(&mut pool.stop_wait());
+        assert_eq!(live.load(Ordering::SeqCst), 0, "stopped with a body alive");
+        assert!(handle.is_finished(), "stopped before the job resolved");
+        assert_eq!(pool.workers(), 0);
+        runner.join().unwrap();
+        assert_eq!(handle.try_take(), Some(Ok(5)));
+        assert_eq!(handle.try_take(), None);
+        assert!(spawned.lock().unwrap().is_empty(), "a second worker");
+        let m = pool.metrics();
+        let finals = m.succeeded
+            + m.failed
+            + m.timed_out
+            + m.cancelled
+            + m.panicked
+            + m.stopped
+            + m.rejected;
+        assert_eq!(
+            (m.submitted, finals, m.succeeded, m.waiting, m.running),
+            (1, 1, 1, 0, 0)
+        );
+    });
+}
+
+/// N = 1: job A runs on the real worker loop, job B waits in the queue, and
+/// A's handle is cancelled from another thread. B never starts while A's
+/// body is alive (`LiveBody` asserts it), B runs and resolves with its value, A
+/// resolves exactly once (`Cancelled`, or its value if it finished first),
+/// and the ledger agrees with the results.
+#[test]
+fn loom_cancel_running_vs_queued() {
+    model(|| {
+        let (pool, spawned) = worker_pool();
+        let live = Arc::new(AtomicUsize::new(0));
+        let b_done = Arc::new(AtomicBool::new(false));
+        let mut a = pool.submit(LiveBody::new(&live, 1, true));
+        let done = b_done.clone();
+        let b_live = live.clone();
+        let mut b = pool.submit(async move {
+            let v = LiveBody::new(&b_live, 2, false).await;
+            done.store(true, Ordering::SeqCst);
+            v
+        });
+        let mut worker = the_worker(&spawned);
+        let runner = thread::spawn(move || {
+            // The worker sleeps for ever once the queue is empty: leave it
+            // after B ran.
+            let idle = drive_until(&mut worker, || b_done.load(Ordering::SeqCst));
+            assert!(idle.is_none(), "the worker left with jobs to do");
+        });
+        a.cancel();
+        assert_eq!(drive(&mut b), Ok(2));
+        runner.join().unwrap();
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+        let got = a.try_take().expect("resolved");
+        assert!(got == Ok(1) || got == Err(JobError::Cancelled), "{got:?}");
+        assert_eq!(a.try_take(), None);
+        assert!(spawned.lock().unwrap().is_empty(), "a second worker");
+        let m = pool.metrics();
+        assert_eq!(
+            (m.submitted, m.waiting, m.running, m.succeeded + m.cancelled),
+            (2, 0, 0, 2)
+        );
+        assert_eq!(m.cancelled, u64::from(got.is_err()));
     });
 }
