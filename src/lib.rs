@@ -141,6 +141,8 @@ mod loom_tests;
 mod metrics;
 mod options;
 mod pool;
+#[cfg(not(workerpoolxt_loom))]
+mod queue;
 mod runtime;
 mod set;
 mod shared;

@@ -134,3 +134,48 @@ pub(crate) fn unblock<T: Send + 'static>(
 ) -> blocking::Task<std::thread::Result<T>> {
     blocking::unblock(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
 }
+
+/// A reading of the system clock that a worker hands from the end of one job
+/// to the start of the next, so that a worker running jobs back to back
+/// reads the clock once per job instead of twice.
+///
+/// The end of a job sets it (on the worker's thread, in the poll that ends
+/// the job); the start of a job takes it. The worker keeps it only while it
+/// goes straight from one job to the next without waiting for anything; it
+/// clears it otherwise (`worker.rs`), so a start never takes an old reading.
+/// Only the system clock is handed on this way (a manual clock may be moved
+/// by another thread between the two jobs). Under loom, whose threads share
+/// thread-locals, there is no hint.
+pub(crate) mod clock_hint {
+    #[cfg(not(workerpoolxt_loom))]
+    use std::cell::Cell;
+    use std::time::Instant;
+
+    #[cfg(not(workerpoolxt_loom))]
+    thread_local! {
+        static HINT: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+
+    /// The end of a job, read now.
+    pub(crate) fn set(now: Instant) {
+        #[cfg(not(workerpoolxt_loom))]
+        HINT.with(|h| h.set(Some(now)));
+        #[cfg(workerpoolxt_loom)]
+        let _ = now;
+    }
+
+    /// Takes the reading left by the job that ended just before, if any.
+    pub(crate) fn take() -> Option<Instant> {
+        #[cfg(not(workerpoolxt_loom))]
+        return HINT.with(Cell::take);
+        #[cfg(workerpoolxt_loom)]
+        None
+    }
+
+    /// Forgets the reading: the worker is about to wait, or to poll a job
+    /// that did not come straight after another one.
+    pub(crate) fn clear() {
+        #[cfg(not(workerpoolxt_loom))]
+        HINT.with(|h| h.set(None));
+    }
+}

@@ -32,8 +32,17 @@ use crate::cell::QueueEntry;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
 use crate::runtime::{SharedClock, Spawner};
-use crate::sync::{Arc, AtomicU8, AtomicUsize, Ordering, Padded, Queue};
+use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
 use crate::worker;
+
+/// How many queued jobs make a submit find another worker even while one
+/// holds the search (see [`Shared::push`]); bounded queues use half their
+/// capacity if that is less.
+pub(crate) const BACKLOG: usize = 64;
+
+/// Submits look at the backlog once per this many tickets (it costs a read
+/// of a line the workers write).
+const BACKLOG_CHECK: usize = 8;
 
 /// Open: takes submissions.
 pub(crate) const OPEN: u8 = 0;
@@ -44,7 +53,7 @@ pub(crate) const DRAINING: u8 = 1;
 pub(crate) const STOPPED: u8 = 2;
 
 pub(crate) struct Shared {
-    pub(crate) queue: Queue<QueueEntry>,
+    pub(crate) queue: JobQueue,
     pub(crate) capacity: Option<usize>,
     /// Written by submitters only.
     pub(crate) enqueued: Padded<AtomicUsize>,
@@ -62,6 +71,12 @@ pub(crate) struct Shared {
     /// Written whenever a worker falls asleep or wakes; read on every submit.
     /// On its own line so that it does not evict the read-mostly settings.
     pub(crate) idle: Padded<AtomicUsize>,
+    /// A worker is searching: awake, and it looks at the queue again before
+    /// it sleeps or waits for anything else (`worker.rs`). While it is, a
+    /// submit wakes nobody. Submitters read it after pushing, and the
+    /// searcher looks at the queue after clearing it (both `SeqCst`), so a
+    /// job is always seen by the searcher or finds a worker itself.
+    pub(crate) searching: Padded<AtomicBool>,
     /// Pauses requested or held.
     pub(crate) paused: AtomicUsize,
     /// The earliest queue ticket that a live pause holds back (`usize::MAX`
@@ -121,7 +136,7 @@ impl Shared {
             c.clock.now()
         };
         Shared {
-            queue: Queue::unbounded(),
+            queue: JobQueue::unbounded(),
             capacity: c.capacity,
             enqueued: Padded(AtomicUsize::new(0)),
             dequeued: Padded(AtomicUsize::new(0)),
@@ -131,6 +146,7 @@ impl Shared {
             running: Padded(AtomicUsize::new(0)),
             draining: AtomicUsize::new(0),
             idle: Padded(AtomicUsize::new(0)),
+            searching: Padded(AtomicBool::new(false)),
             paused: AtomicUsize::new(0),
             pause_barrier: AtomicUsize::new(usize::MAX),
             pause_barriers: std::sync::Mutex::new(Vec::new()),
@@ -248,12 +264,43 @@ impl Shared {
 
     /// Pushes a task whose place is reserved; gives it back if the pool
     /// stopped meanwhile.
+    ///
+    /// A submit wakes nobody while a worker holds the search (`searching`):
+    /// that worker is awake and looks at the queue before it waits for
+    /// anything. It may be inside the first poll of a job, though, and a poll
+    /// that computes for long without returning would leave the queue
+    /// unattended; so once [`BACKLOG`] jobs wait, submits find another worker
+    /// all the same.
     pub(crate) fn push(self: &Arc<Self>, task: QueueEntry) -> Result<(), QueueEntry> {
-        if let Err(e) = self.queue.push(task) {
-            return Err(e.into_inner());
+        let ticket = task.ticket();
+        let was_empty = self.queue.push(task)?;
+        if !self.searching.load(Ordering::SeqCst) {
+            self.find_worker();
+        } else if !was_empty && (ticket.is_multiple_of(BACKLOG_CHECK) || self.capacity.is_some()) {
+            // `popped` counts the entries taken in FIFO order, `ticket` the
+            // places reserved: their difference is the queue's depth (an
+            // upper bound: a place refused after a stop is never popped).
+            let depth = ticket.wrapping_sub(self.popped.load(Ordering::Relaxed));
+            let backlog = self.capacity.map_or(BACKLOG, |c| BACKLOG.min(c / 2));
+            if depth >= backlog {
+                self.find_worker();
+            }
         }
-        self.find_worker();
         Ok(())
+    }
+
+    /// Takes the search (`true`) unless another worker has it.
+    pub(crate) fn try_search(&self) -> bool {
+        !self.searching.load(Ordering::Relaxed) && !self.searching.swap(true, Ordering::SeqCst)
+    }
+
+    /// Gives the search up; finds a worker for what was queued meanwhile
+    /// (submitters woke nobody while the search was held).
+    pub(crate) fn end_search(self: &Arc<Self>) {
+        self.searching.store(false, Ordering::SeqCst);
+        if !self.queue.is_empty() {
+            self.find_worker();
+        }
     }
 
     /// Gets a worker to the queue: wakes a sleeping one, or starts one.
@@ -295,6 +342,12 @@ impl Shared {
         if !self.try_reserve_worker() {
             return false;
         }
+        self.spawn_reserved();
+        true
+    }
+
+    /// Starts a worker for a slot already reserved.
+    fn spawn_reserved(self: &Arc<Self>) {
         struct Unreserve<'a>(&'a Shared);
         impl Drop for Unreserve<'_> {
             fn drop(&mut self) {
@@ -305,17 +358,23 @@ impl Shared {
         let undo = Unreserve(self);
         (self.spawner)(worker::new(self.clone()));
         std::mem::forget(undo);
-        true
     }
 
     /// Starts workers for the queued jobs, up to `max_workers`.
     pub(crate) fn spawn_for_queue(self: &Arc<Self>) {
         // Busy workers do not count: only sleeping ones can take a job now.
         let mut needed = self
-            .queue
-            .len()
+            .waiting()
             .saturating_sub(self.idle.load(Ordering::SeqCst));
-        while needed > 0 && self.try_spawn_worker() {
+        while needed > 0 && self.try_reserve_worker() {
+            // Looked at after reserving: a worker that took the last job and
+            // left meanwhile freed the slot that was just reserved, and no
+            // worker is started for an empty queue.
+            if self.queue.is_empty() {
+                self.worker_gone();
+                break;
+            }
+            self.spawn_reserved();
             needed -= 1;
         }
         if self.idle.load(Ordering::SeqCst) > 0 {

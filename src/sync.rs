@@ -11,12 +11,14 @@
 
 pub(crate) use std::sync::Arc;
 
-/// The job queue: an unbounded MPMC FIFO that can be closed.
+/// The job queue: an unbounded MPMC FIFO that can be closed (intrusive,
+/// `src/queue.rs`; a lock-based stand-in under loom, whose models check the
+/// pool's state machines around it).
 #[cfg(not(workerpoolxt_loom))]
-pub(crate) use concurrent_queue::ConcurrentQueue as Queue;
+pub(crate) type JobQueue = crate::queue::Queue;
 
 #[cfg(workerpoolxt_loom)]
-pub(crate) use self::loom_queue::Queue;
+pub(crate) type JobQueue = self::loom_queue::Queue<crate::cell::QueueEntry>;
 
 #[cfg(not(workerpoolxt_loom))]
 pub(crate) use std::sync::{
@@ -65,7 +67,7 @@ pub(crate) fn lock_std<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGu
     }
 }
 
-/// A queue with `concurrent_queue`'s API built on loom's `Mutex`, so that the
+/// A queue with `queue::Queue`'s API built on loom's `Mutex`, so that the
 /// models see the synchronisation that publishing a job provides.
 #[cfg(workerpoolxt_loom)]
 mod loom_queue {
@@ -75,14 +77,6 @@ mod loom_queue {
         inner: loom::sync::Mutex<(VecDeque<T>, bool)>,
     }
 
-    pub(crate) struct PushError<T>(T);
-
-    impl<T> PushError<T> {
-        pub(crate) fn into_inner(self) -> T {
-            self.0
-        }
-    }
-
     impl<T> Queue<T> {
         pub(crate) fn unbounded() -> Self {
             Queue {
@@ -90,25 +84,22 @@ mod loom_queue {
             }
         }
 
-        pub(crate) fn push(&self, value: T) -> Result<(), PushError<T>> {
+        pub(crate) fn push(&self, value: T) -> Result<bool, T> {
             let mut q = self.inner.lock().unwrap();
             if q.1 {
-                return Err(PushError(value));
+                return Err(value);
             }
+            let was_empty = q.0.is_empty();
             q.0.push_back(value);
-            Ok(())
+            Ok(was_empty)
         }
 
         pub(crate) fn pop(&self) -> Result<T, ()> {
             self.inner.lock().unwrap().0.pop_front().ok_or(())
         }
 
-        pub(crate) fn len(&self) -> usize {
-            self.inner.lock().unwrap().0.len()
-        }
-
         pub(crate) fn is_empty(&self) -> bool {
-            self.len() == 0
+            self.inner.lock().unwrap().0.is_empty()
         }
 
         pub(crate) fn close(&self) -> bool {

@@ -29,7 +29,7 @@ use crate::error::{JobError, Panic};
 use crate::handle::{Record, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
-use crate::runtime::{unblock, BoxFuture};
+use crate::runtime::{clock_hint, unblock, BoxFuture};
 use crate::sync::Ordering;
 use crate::trace::Trace;
 
@@ -318,7 +318,10 @@ impl<B: Body> Task<B> {
                         return Poll::Ready(());
                     }
                     let shared = &slot.shared;
-                    let now = shared.now();
+                    let now = match shared.system_clock {
+                        true => clock_hint::take().unwrap_or_else(Instant::now),
+                        false => shared.now(),
+                    };
                     *this.started = shared.since_epoch(now);
                     let meta = this.body.meta();
                     // A job's own deadline or timeout replaces the pool's default.
@@ -654,10 +657,15 @@ impl<B: Body> Task<B> {
 
     /// The record of a job that started at `started` and ends now.
     fn record(attempts: u32, started: u64, slot: &SlotOf<B>) -> Record {
+        let shared = &slot.shared;
+        let now = shared.now();
+        if shared.system_clock {
+            clock_hint::set(now);
+        }
         Record {
             attempts,
             queued: started.saturating_sub(slot.submitted),
-            run: slot.shared.now_ns().saturating_sub(started),
+            run: shared.since_epoch(now).saturating_sub(started),
         }
     }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::runtime::BoxFuture;
+use crate::runtime::{clock_hint, BoxFuture};
 use crate::shared::{wait_until, Shared, STOPPED};
 use crate::sync::{Arc, Ordering};
 
@@ -40,16 +40,62 @@ pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
     Box::pin(run(Slot { shared, held: true }))
 }
 
+/// How many times a searching worker yields to its executor, looking at the
+/// queue each time, before it gives the search up and sleeps.
+#[cfg(not(workerpoolxt_loom))]
+const SEARCH_YIELDS: u32 = 32;
+#[cfg(workerpoolxt_loom)]
+const SEARCH_YIELDS: u32 = 1;
+
+/// Whether this worker holds the search (see `Shared::searching`).
+struct Search<'a> {
+    shared: &'a Arc<Shared>,
+    held: bool,
+}
+
+impl Search<'_> {
+    /// Takes the search if no other worker has it.
+    fn try_take(&mut self) -> bool {
+        if !self.held {
+            self.held = self.shared.try_search();
+        }
+        self.held
+    }
+
+    /// Gives the search up before the worker waits for anything but the
+    /// queue. Submitters woke nobody while it was held, so a job queued
+    /// meanwhile gets a worker now.
+    fn give_up(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.shared.end_search();
+        }
+    }
+}
+
+impl Drop for Search<'_> {
+    fn drop(&mut self) {
+        self.give_up();
+    }
+}
+
 async fn run(mut slot: Slot) {
     let shared = slot.shared.clone();
+    let mut search = Search {
+        shared: &shared,
+        held: false,
+    };
     // The idle timer lives across idle spells: it is armed once, and when it
     // fires the worker leaves only if it ran no job since it was armed.
     let mut idle_timer: Option<BoxFuture<()>> = None;
     let mut worked = false;
     // Jobs run since the worker last gave its thread back to the executor.
     let mut streak = 0u32;
+    // Whether the worker comes straight from a job that ended in the poll
+    // that is still running (see `clock_hint`).
+    let mut fresh = false;
     loop {
         if shared.too_many_workers() && shared.try_retire() {
+            search.give_up();
             slot.held = false;
             return;
         }
@@ -57,24 +103,48 @@ async fn run(mut slot: Slot) {
             // Count in as running before looking at the pause (see `shared`
             // for why this order).
             shared.busy.fetch_add(1, Ordering::SeqCst);
-            if let Ok(task) = shared.queue.pop() {
+            if let Ok(mut task) = shared.queue.pop() {
                 shared.popped.fetch_add(1, Ordering::SeqCst);
-                if !shared.queue.is_empty() {
+                search.try_take();
+                if !search.held
+                    && !shared.searching.load(Ordering::SeqCst)
+                    && !shared.queue.is_empty()
+                {
                     // More work: hand it to another worker before running this.
                     shared.find_worker();
                 }
                 // A pause that began before this job was queued holds it
                 // (unstarted, still counted as waiting) until it ends.
-                while shared.holds_back(task.ticket) {
-                    shared.hold(task.ticket);
-                    wait_released(&shared, task.ticket).await;
-                    shared.unhold(task.ticket);
+                while shared.holds_back(task.ticket()) {
+                    search.give_up();
+                    fresh = false;
+                    shared.hold(task.ticket());
+                    wait_released(&shared, task.ticket()).await;
+                    shared.unhold(task.ticket());
                 }
                 if shared.state() == STOPPED {
                     // Popped during a stop: dropping it resolves it `Stopped`.
                     drop(task);
                 } else {
-                    task.await;
+                    // A job that finishes in its first poll keeps the search
+                    // with this worker; one that waits gives it up first.
+                    // The clock reading at the end of the last job is the
+                    // start of this one if nothing came between them.
+                    let mut first = true;
+                    std::future::poll_fn(|cx| {
+                        if !(first && fresh) {
+                            clock_hint::clear();
+                        }
+                        first = false;
+                        let polled = Pin::new(&mut task).poll(cx);
+                        if polled.is_pending() {
+                            search.give_up();
+                            clock_hint::clear();
+                        }
+                        polled
+                    })
+                    .await;
+                    fresh = true;
                 }
                 shared.busy_done();
                 worked = true;
@@ -85,6 +155,7 @@ async fn run(mut slot: Slot) {
                 streak += 1;
                 if streak >= YIELD_EVERY {
                     streak = 0;
+                    fresh = false;
                     futures_lite::future::yield_now().await;
                 }
                 continue;
@@ -93,8 +164,30 @@ async fn run(mut slot: Slot) {
         }
         if shared.queue.is_closed() && shared.queue.is_empty() {
             // Stopping and nothing left: the worker ends.
+            search.give_up();
             return;
         }
+
+        fresh = false;
+        // The queue is empty. One worker at a time stays awake a little,
+        // looking at the queue between yields to its executor: a submitter
+        // that finds it searching wakes nobody, so a steady stream of short
+        // jobs costs no wake-up at all.
+        if search.try_take() && !shared.too_many_workers() {
+            let mut found = false;
+            for _ in 0..SEARCH_YIELDS {
+                futures_lite::future::yield_now().await;
+                if !shared.queue.is_empty() || shared.queue.is_closed() {
+                    found = true;
+                    break;
+                }
+            }
+            streak = 0;
+            if found {
+                continue;
+            }
+        }
+        search.give_up();
 
         // Nothing to do: sleep until a job comes, the pool stops, or the idle
         // timeout passes.
