@@ -28,7 +28,7 @@
 //! job it could not see.
 #![allow(unsafe_code)]
 
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::cell::{Link, QueueEntry};
@@ -71,8 +71,10 @@ pub(crate) struct Queue {
     /// The last node, tagged `CLOSED` once the queue is closed.
     tail: Padded<AtomicPtr<Link>>,
     /// The queue's own node: where the consumers' end rests when the queue is
-    /// empty. Boxed, so its address stays put when the queue moves.
-    stub: Box<Link>,
+    /// empty. On the heap, so its address stays put when the queue moves;
+    /// held as a raw pointer (from `Box::into_raw`, freed in `drop`) because
+    /// the queue's atomics point at it too.
+    stub: NonNull<Link>,
 }
 
 // SAFETY: the queue holds raw pointers to job cells, each of which it owns
@@ -86,8 +88,8 @@ unsafe impl Sync for Queue {}
 
 impl Queue {
     pub(crate) fn unbounded() -> Queue {
-        let stub = Box::new(Link::stub());
-        let stub_ptr = stub_ptr(&stub);
+        let stub = NonNull::from(Box::leak(Box::new(Link::stub())));
+        let stub_ptr = stub.as_ptr();
         Queue {
             head: Padded(Head {
                 popping: AtomicBool::new(false),
@@ -99,7 +101,7 @@ impl Queue {
     }
 
     fn stub(&self) -> *mut Link {
-        stub_ptr(&self.stub)
+        self.stub.as_ptr()
     }
 
     /// Queues `entry`; gives it back if the queue is closed. `Ok(true)` if
@@ -286,6 +288,9 @@ impl Drop for Queue {
         while let Ok(entry) = self.pop() {
             drop(entry);
         }
+        // SAFETY: the stub came from `Box::leak` in `unbounded`, and nothing
+        // points at it once the queue is gone.
+        drop(unsafe { Box::from_raw(self.stub.as_ptr()) });
     }
 }
 
@@ -302,10 +307,6 @@ impl Drop for PopGuard<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
-}
-
-fn stub_ptr(stub: &Link) -> *mut Link {
-    ptr::from_ref(stub).cast_mut()
 }
 
 /// Spins a little, then gives the thread up: the holder of the lock (or the
