@@ -332,10 +332,11 @@ impl Pool {
         ticket: usize,
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
-        let slot = Slot::new(shared.clone(), name, shared.now_ns());
+        let submitted = shared.now_ns();
+        let slot = Slot::new(shared.clone(), name, submitted);
         let (task, cell) = QueueEntry::new(slot, Task::new(body, first), ticket);
         let handle = ResultHandle::new(cell);
-        if let Err(task) = shared.push(task) {
+        if let Err(task) = shared.push(task, submitted) {
             // Stopped between the admission and the push: dropping the
             // unstarted task resolves its handle `Stopped`.
             drop(task);

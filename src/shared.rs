@@ -32,7 +32,7 @@ use crate::cell::QueueEntry;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
 use crate::runtime::{SharedClock, Spawner};
-use crate::sync::{Arc, AtomicBool, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
+use crate::sync::{Arc, AtomicU64, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
 use crate::worker;
 
 /// How many queued jobs make a submit find another worker even while one
@@ -40,9 +40,19 @@ use crate::worker;
 /// capacity if that is less.
 pub(crate) const BACKLOG: usize = 64;
 
+/// How long the searcher may be inside one poll of a job before a submit
+/// stops counting on it and finds another worker (see [`Shared::push`]).
+pub(crate) const LONG_POLL_NS: u64 = 100_000;
+
+/// `searching`: no worker searches.
+pub(crate) const NO_SEARCH: u64 = 0;
+/// `searching`: a worker searches, between jobs. Larger values: it runs a
+/// job whose poll began at `value - SEARCHING - 1` ns since the epoch.
+pub(crate) const SEARCHING: u64 = 1;
+
 /// Submits look at the backlog once per this many tickets (it costs a read
 /// of a line the workers write).
-const BACKLOG_CHECK: usize = 8;
+pub(crate) const BACKLOG_CHECK: usize = 8;
 
 /// Open: takes submissions.
 pub(crate) const OPEN: u8 = 0;
@@ -71,12 +81,15 @@ pub(crate) struct Shared {
     /// Written whenever a worker falls asleep or wakes; read on every submit.
     /// On its own line so that it does not evict the read-mostly settings.
     pub(crate) idle: Padded<AtomicUsize>,
-    /// A worker is searching: awake, and it looks at the queue again before
-    /// it sleeps or waits for anything else (`worker.rs`). While it is, a
-    /// submit wakes nobody. Submitters read it after pushing, and the
-    /// searcher looks at the queue after clearing it (both `SeqCst`), so a
-    /// job is always seen by the searcher or finds a worker itself.
-    pub(crate) searching: Padded<AtomicBool>,
+    /// Whether a worker is searching: awake, and it looks at the queue again
+    /// before it sleeps or waits for anything else (`worker.rs`). While it
+    /// is, a submit wakes nobody (see `push`). [`NO_SEARCH`], [`SEARCHING`]
+    /// (between jobs), or the time its current job's poll began plus
+    /// [`SEARCHING`] + 1 (ns since the epoch). Submitters read it after
+    /// pushing, and the searcher looks at the queue after clearing it (both
+    /// `SeqCst`), so a job is always seen by the searcher or finds a worker
+    /// itself.
+    pub(crate) searching: Padded<AtomicU64>,
     /// Pauses requested or held.
     pub(crate) paused: AtomicUsize,
     /// The earliest queue ticket that a live pause holds back (`usize::MAX`
@@ -146,7 +159,7 @@ impl Shared {
             running: Padded(AtomicUsize::new(0)),
             draining: AtomicUsize::new(0),
             idle: Padded(AtomicUsize::new(0)),
-            searching: Padded(AtomicBool::new(false)),
+            searching: Padded(AtomicU64::new(NO_SEARCH)),
             paused: AtomicUsize::new(0),
             pause_barrier: AtomicUsize::new(usize::MAX),
             pause_barriers: std::sync::Mutex::new(Vec::new()),
@@ -262,19 +275,29 @@ impl Shared {
         }
     }
 
-    /// Pushes a task whose place is reserved; gives it back if the pool
-    /// stopped meanwhile.
+    /// Pushes a task whose place is reserved (submitted at `submitted`, ns
+    /// since the epoch); gives it back if the pool stopped meanwhile.
     ///
-    /// A submit wakes nobody while a worker holds the search (`searching`):
-    /// that worker is awake and looks at the queue before it waits for
-    /// anything. It may be inside the first poll of a job, though, and a poll
-    /// that computes for long without returning would leave the queue
-    /// unattended; so once [`BACKLOG`] jobs wait, submits find another worker
-    /// all the same.
-    pub(crate) fn push(self: &Arc<Self>, task: QueueEntry) -> Result<(), QueueEntry> {
+    /// A submit wakes nobody while a worker holds the search: that worker is
+    /// awake and looks at the queue before it waits for anything. It may be
+    /// inside the poll of a job, though, and a poll that computes (or blocks
+    /// its thread) for long would leave the queue unattended; so a submit
+    /// finds another worker all the same once that poll has lasted
+    /// [`LONG_POLL_NS`], or once [`BACKLOG`] jobs wait.
+    pub(crate) fn push(
+        self: &Arc<Self>,
+        task: QueueEntry,
+        submitted: u64,
+    ) -> Result<(), QueueEntry> {
         let ticket = task.ticket();
         let was_empty = self.queue.push(task)?;
-        if !self.searching.load(Ordering::SeqCst) {
+        let search = self.searching.load(Ordering::SeqCst);
+        if search == NO_SEARCH {
+            self.find_worker();
+        } else if search > SEARCHING
+            && submitted.saturating_sub(search - SEARCHING - 1) >= LONG_POLL_NS
+        {
+            // The searcher is stuck in one poll.
             self.find_worker();
         } else if !was_empty && (ticket.is_multiple_of(BACKLOG_CHECK) || self.capacity.is_some()) {
             // `popped` counts the entries taken in FIFO order, `ticket` the
@@ -291,13 +314,24 @@ impl Shared {
 
     /// Takes the search (`true`) unless another worker has it.
     pub(crate) fn try_search(&self) -> bool {
-        !self.searching.load(Ordering::Relaxed) && !self.searching.swap(true, Ordering::SeqCst)
+        self.searching.load(Ordering::Relaxed) == NO_SEARCH
+            && self
+                .searching
+                .compare_exchange(NO_SEARCH, SEARCHING, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// The searcher begins a poll of a job at `at` (ns since the epoch), or
+    /// (`None`) is back between jobs.
+    pub(crate) fn searcher_in_job(&self, at: Option<u64>) {
+        let v = at.map_or(SEARCHING, |t| t.saturating_add(SEARCHING + 1));
+        self.searching.store(v, Ordering::SeqCst);
     }
 
     /// Gives the search up; finds a worker for what was queued meanwhile
     /// (submitters woke nobody while the search was held).
     pub(crate) fn end_search(self: &Arc<Self>) {
-        self.searching.store(false, Ordering::SeqCst);
+        self.searching.store(NO_SEARCH, Ordering::SeqCst);
         if !self.queue.is_empty() {
             self.find_worker();
         }

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::runtime::{clock_hint, BoxFuture};
-use crate::shared::{wait_until, Shared, STOPPED};
+use crate::shared::{wait_until, Shared, BACKLOG, BACKLOG_CHECK, STOPPED};
 use crate::sync::{Arc, Ordering};
 
 /// A worker's reservation under `max_workers`. Given back when the worker
@@ -104,13 +104,18 @@ async fn run(mut slot: Slot) {
             // for why this order).
             shared.busy.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut task) = shared.queue.pop() {
-                shared.popped.fetch_add(1, Ordering::SeqCst);
+                let popped = shared.popped.fetch_add(1, Ordering::SeqCst) + 1;
+                // The worker keeps (or takes) the search while it runs this
+                // job: submits meanwhile count on it (see `Shared::push`)...
+                let kept = search.held;
                 search.try_take();
-                if !search.held
-                    && !shared.searching.load(Ordering::SeqCst)
-                    && !shared.queue.is_empty()
+                // ...but a backlog behind it gets another worker, in case
+                // this job holds its thread for long. (A worker that has
+                // been searching for a while looks only now and then: its
+                // jobs have been short, and submits look too.)
+                if (!kept || popped.is_multiple_of(BACKLOG_CHECK))
+                    && shared.enqueued.load(Ordering::Relaxed).wrapping_sub(popped) >= BACKLOG
                 {
-                    // More work: hand it to another worker before running this.
                     shared.find_worker();
                 }
                 // A pause that began before this job was queued holds it
@@ -135,11 +140,17 @@ async fn run(mut slot: Slot) {
                         if !(first && fresh) {
                             clock_hint::clear();
                         }
+                        if first && search.held {
+                            // Submitters look at how long this poll lasts.
+                            shared.searcher_in_job(Some(poll_start(&shared)));
+                        }
                         first = false;
                         let polled = Pin::new(&mut task).poll(cx);
                         if polled.is_pending() {
                             search.give_up();
                             clock_hint::clear();
+                        } else if search.held {
+                            shared.searcher_in_job(None);
                         }
                         polled
                     })
@@ -237,6 +248,18 @@ async fn run(mut slot: Slot) {
         }
         return;
     }
+}
+
+/// When the searcher's poll of a job begins, in ns since the epoch: the
+/// reading the job's start will use (the clock hint, set here if there was
+/// none, so the clock is read once either way).
+fn poll_start(shared: &Shared) -> u64 {
+    if !shared.system_clock {
+        return shared.now_ns();
+    }
+    let now = clock_hint::take().unwrap_or_else(std::time::Instant::now);
+    clock_hint::set(now);
+    shared.since_epoch(now)
 }
 
 async fn wait_released(shared: &Shared, ticket: usize) {
