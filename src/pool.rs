@@ -117,6 +117,15 @@ impl Pool {
     /// [`JobError::Panicked`], [`JobError::Stopped`] (the pool had stopped)
     /// or [`JobError::QueueFull`] (a bounded queue was full).
     ///
+    /// Work that computes for long, or blocks its thread, belongs in
+    /// [`submit_blocking`](Self::submit_blocking): a future that does it
+    /// inside one poll holds an executor thread, and the pool only notices
+    /// once that poll has lasted 100 µs or 64 jobs wait. (A worker that runs
+    /// jobs finishing in their first poll looks at the queue between them,
+    /// and submits do not wake another worker meanwhile: that is what makes
+    /// short jobs cheap. Jobs submitted in the first 100 µs of such a poll,
+    /// fewer than 64, wait for it to return.)
+    ///
     /// # Examples
     ///
     /// ```
