@@ -5,6 +5,17 @@
 //! is polled by the worker's own future, no extra task), and it is busy until
 //! that job's future has been dropped or its blocking closure has returned.
 //! So at most `max_workers` job bodies are ever alive.
+//!
+//! One worker at a time holds the *search* (`Shared::searching`): it runs
+//! jobs that finish in their first poll back to back and, when the queue
+//! runs dry, yields to its executor a few times looking at it again before it
+//! sleeps. Submits wake nobody while a worker searches, so a stream of short
+//! jobs costs no wake-up at all. The searcher gives the search up before it
+//! waits for anything else (a job that goes pending, a pause, sleep), and
+//! wakes a worker then if jobs wait. Two rules keep a job that holds its
+//! thread inside one poll from keeping the queue to itself: a submit that
+//! finds the searcher in one poll for `LONG_POLL_NS` wakes another worker,
+//! and so does a backlog of `BACKLOG` jobs (see `Shared::push`).
 
 use std::future::Future;
 use std::pin::Pin;
