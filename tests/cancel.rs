@@ -275,3 +275,93 @@ rt_test!(
         pool.stop_wait().await;
     }
 );
+
+/// A spawner whose executor gives every poll of a worker a new waker and
+/// honours only the newest one (the `Future` contract asks a future to wake
+/// the waker of its latest poll; earlier ones may do nothing). Each worker
+/// runs on its own thread; `returned` counts the polls that returned
+/// `Pending`.
+fn new_waker_every_poll(returned: Arc<AtomicUsize>) -> impl Fn(workerpoolxt::BoxFuture<()>) {
+    use std::task::{Context, Wake, Waker};
+
+    struct OnePoll {
+        woken: AtomicBool,
+        thread: std::thread::Thread,
+    }
+    impl Wake for OnePoll {
+        fn wake(self: Arc<Self>) {
+            self.woken.store(true, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+
+    move |mut worker| {
+        let returned = returned.clone();
+        std::thread::spawn(move || loop {
+            let this_poll = Arc::new(OnePoll {
+                woken: AtomicBool::new(false),
+                thread: std::thread::current(),
+            });
+            let waker = Waker::from(this_poll.clone());
+            if worker
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+            {
+                return;
+            }
+            returned.fetch_add(1, Ordering::SeqCst);
+            while !this_poll.woken.load(Ordering::SeqCst) {
+                std::thread::park();
+            }
+        });
+    }
+}
+
+// A cancel wakes the job through the waker of its latest poll: on an
+// executor that hands out a new waker per poll and ignores the old ones, a
+// job that was polled twice is still cancelled at once.
+#[test]
+fn cancel_wakes_the_latest_poll_of_a_running_job() {
+    let _dog = Watchdog::new(
+        "cancel_wakes_the_latest_poll_of_a_running_job".into(),
+        HANG_LIMIT,
+    );
+    let returned = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::builder()
+        .max_workers(1)
+        .spawner(new_waker_every_poll(returned.clone()))
+        .build();
+    // The job reports how many worker polls had returned when it is polled.
+    let (at_poll, polled) = std::sync::mpsc::channel::<usize>();
+    let go_on = Latch::new();
+    let (job_go_on, job_returned) = (go_on.clone(), returned.clone());
+    let (fut, counts) = counted(async move {
+        at_poll.send(job_returned.load(Ordering::SeqCst)).unwrap();
+        job_go_on.wait().await;
+        at_poll.send(job_returned.load(Ordering::SeqCst)).unwrap();
+        std::future::pending::<()>().await;
+    });
+    let h = pool.submit(fut);
+    let wait_returned_past = |n: usize| {
+        let dog = std::time::Instant::now();
+        while returned.load(Ordering::SeqCst) <= n {
+            assert!(dog.elapsed() < PROMPT, "the worker's poll never returned");
+            std::thread::yield_now();
+        }
+    };
+    // First poll: the job waits on the latch, with the first poll's waker.
+    wait_returned_past(polled.recv().unwrap());
+    // Second poll (woken by the latch): the job waits for ever, with a new waker.
+    go_on.open();
+    wait_returned_past(polled.recv().unwrap());
+    h.cancel();
+    let got = futures_lite::future::block_on(within(PROMPT, h));
+    assert_eq!(
+        got,
+        Some(Err(JobError::Cancelled)),
+        "the cancel woke a stale waker"
+    );
+    assert_eq!(counts.drops(), 1);
+    futures_lite::future::block_on(pool.stop_wait());
+}

@@ -8,7 +8,7 @@ use common::*;
 use std::time::Duration;
 
 use futures::FutureExt;
-use workerpoolxt::{Builder, JobError, Pool};
+use workerpoolxt::{Builder, Job, JobError, Pool};
 
 // try_take is None and is_finished false while the job runs; once it has
 // finished, try_take gives the result once.
@@ -65,6 +65,8 @@ fn wait_from_a_plain_thread_without_runtime() {
     assert_eq!(waiter.join().unwrap(), (Ok(42), Ok("blocking")));
     // And on the test's own thread.
     assert_eq!(pool.submit(async { 7 }).wait(), Ok(7));
+    let o = pool.submit(async { 9 }).outcome().wait();
+    assert_eq!((o.attempts(), o.into_result()), (1, Ok(9)));
     let stopped = {
         futures_lite::future::block_on(pool.stop());
         pool.submit(async { 8 })
@@ -187,3 +189,83 @@ rt_test!(handle_awaited_on_another_runtime, |b: Builder| async move {
     assert_eq!(got, vec![("smol", Ok(1)), ("tokio", Ok(2))]);
     pool.stop_wait().await;
 });
+
+/// A job named `name` that waits for `latch`, then returns `value`.
+fn held(name: &str, latch: &Latch, alive: &Gauge, value: u32) -> Job<u32, ()> {
+    let (latch, alive) = (latch.clone(), alive.clone());
+    Job::new(move |_ctx| {
+        let (latch, alive) = (latch.clone(), alive.clone());
+        async move {
+            let _alive = alive.enter();
+            latch.wait().await;
+            Ok(value)
+        }
+    })
+    .name(name)
+}
+
+// An outcome future is checked, taken without waiting and cancelled like the
+// handle it came from; a handle knows its job's name.
+rt_test!(
+    outcome_future_checks_takes_and_cancels_like_its_handle,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let (latch, alive) = (Latch::new(), Gauge::new());
+        let running = pool.submit_job(held("running", &latch, &alive, 1));
+        assert_eq!(running.name(), Some("running"));
+        let mut running = running.outcome();
+        alive.until(|g| g.now() >= 1).await;
+        let queued = pool.submit(async { 2 });
+        assert_eq!(queued.name(), None);
+        let mut queued = queued.outcome();
+        assert!(!running.is_finished() && !queued.is_finished());
+        assert!(running.try_take().is_none() && queued.try_take().is_none());
+
+        // Still queued: the cancel resolves it at once.
+        queued.cancel();
+        assert!(queued.is_finished());
+        let o = queued
+            .try_take()
+            .expect("a cancelled queued job resolves at once");
+        assert!(!o.is_ok());
+        assert_eq!((o.error(), o.attempts()), (Some(&JobError::Cancelled), 0));
+        assert!(queued.try_take().is_none(), "the outcome was taken twice");
+
+        latch.open();
+        let o = (&mut running).await;
+        assert_eq!((o.name(), o.result()), (Some("running"), Ok(&1)));
+        assert!(running.is_finished());
+        assert!(running.try_take().is_none());
+        assert_eq!(alive.entered(), 1, "the cancelled job started");
+        pool.stop_wait().await;
+    }
+);
+
+// Debug shows a handle's job name and state: whether its result is ready,
+// and whether it was taken.
+rt_test!(
+    debug_shows_the_name_and_the_state,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let (latch, alive) = (Latch::new(), Gauge::new());
+        let h = pool.submit_job(held("dbg", &latch, &alive, 5));
+        let handle = |finished: bool, taken: bool| {
+            format!(r#"ResultHandle {{ name: Some("dbg"), finished: {finished}, taken: {taken} }}"#)
+        };
+        let future =
+            |finished, taken| format!("OutcomeFuture {{ handle: {} }}", handle(finished, taken));
+        assert_eq!(format!("{h:?}"), handle(false, false));
+        let mut o = h.outcome();
+        assert_eq!(format!("{o:?}"), future(false, false));
+        latch.open();
+        pool.stop_wait().await; // the job has run
+        assert_eq!(format!("{o:?}"), future(true, false));
+        assert_eq!(o.try_take().map(|o| o.into_result()), Some(Ok(5)));
+        assert_eq!(format!("{o:?}"), future(true, true));
+        let unnamed = pool.submit(async {}); // refused: the pool has stopped
+        assert_eq!(
+            format!("{unnamed:?}"),
+            "ResultHandle { name: None, finished: true, taken: false }"
+        );
+    }
+);

@@ -109,9 +109,10 @@ rt_test!(a_success_keeps_every_field, |b: Builder| async move {
         (o.name(), o.attempts(), o.duration(), o.queued()),
         (Some("probe"), 1, RAN, QUEUED)
     );
-    assert!(
-        format!("{o}").starts_with("probe: Ok(1) after 1 attempt(s)"),
-        "{o}"
+    assert_eq!(format!("{o}"), "probe: Ok(1) after 1 attempt(s) in 7ms");
+    assert_eq!(
+        format!("{o:?}"),
+        r#"Outcome { name: Some("probe"), duration: 7ms, queued: 3ms, attempts: 1, result: Ok(1) }"#
     );
 });
 
