@@ -365,6 +365,20 @@ mod tests {
     }
 
     #[test]
+    fn a_push_says_whether_the_queue_was_empty() {
+        let pool = parked_pool();
+        let q = &pool.shared().queue;
+        let _a = pool.submit(async { 1u32 });
+        let _b = pool.submit(async { 2u32 });
+        let (a, b) = (q.pop().expect("a"), q.pop().expect("b"));
+        assert!(q.is_empty());
+        assert!(matches!(q.push(a), Ok(true)), "pushed into an empty queue");
+        assert!(matches!(q.push(b), Ok(false)), "pushed behind a job");
+        assert_eq!(q.pop().expect("a again").ticket(), 0);
+        assert!(matches!(q.push(q.pop().expect("b again")), Ok(true)));
+    }
+
+    #[test]
     fn a_closed_queue_refuses_pushes_and_still_hands_out_its_jobs() {
         let pool = parked_pool();
         let q = &pool.shared().queue;
