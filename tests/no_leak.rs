@@ -64,5 +64,8 @@ fn pools_and_their_jobs_free_everything() {
     }
     let grown = LIVE.load(Ordering::SeqCst) - before;
     // A leak of even one small allocation per pool would be 1,000 of them.
-    assert!(grown < 4_096, "{grown} bytes still allocated after 1,000 pools");
+    assert!(
+        grown < 4_096,
+        "{grown} bytes still allocated after 1,000 pools"
+    );
 }
