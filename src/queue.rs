@@ -376,6 +376,9 @@ mod tests {
         assert!(matches!(q.push(b), Ok(false)), "pushed behind a job");
         assert_eq!(q.pop().expect("a again").ticket(), 0);
         assert!(matches!(q.push(q.pop().expect("b again")), Ok(true)));
+        // A stop drops what is still queued (no worker ever runs here).
+        drop(pool.stop());
+        assert!(q.is_empty());
     }
 
     #[test]

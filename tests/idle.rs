@@ -204,7 +204,11 @@ rt_test!(
 
         let h = pool.submit(async { "back" });
         assert_eq!(within(Duration::from_secs(2), h).await, Some(Ok("back")));
-        assert_eq!(pool.workers(), 1);
+        // One worker came back for it; two if a leaving worker saw the job
+        // in its last look at the queue and stayed (it re-reserves its slot
+        // after giving it up, so `workers() == 0` above can come just before
+        // that look).
+        assert!((1..=2).contains(&pool.workers()), "{}", pool.workers());
         // And it fills every slot again.
         let (handles, latches) = busy(&pool, 2).await;
         for l in &latches {
