@@ -269,3 +269,26 @@ rt_test!(a_stop_keeps_every_field, |b: Builder| async move {
     assert_eq!((&mut s.blocker).await, Ok(()));
     assert!(!started.is_open());
 });
+
+rt_test!(
+    a_job_after_an_idle_gap_measures_its_own_run,
+    |b: Builder| async move {
+        // A worker hands the clock reading at the end of one job to the start
+        // of the next only when nothing came between them: a job that follows
+        // an idle gap must not count the gap as its run.
+        let pool = b.max_workers(1).build();
+        let first = pool.submit(async { 1 }).outcome().await;
+        assert_eq!(first.result(), Ok(&1));
+        let gap = Duration::from_millis(150);
+        sleep(gap).await;
+        let second = pool.submit(async { 2 }).outcome().await;
+        assert_eq!(second.result(), Ok(&2));
+        assert!(
+            second.duration() < gap / 2,
+            "an instant job ran {:?} after a {gap:?} gap",
+            second.duration()
+        );
+        assert!(second.queued() < gap / 2, "queued {:?}", second.queued());
+        pool.stop_wait().await;
+    }
+);
