@@ -202,6 +202,16 @@ impl Shared {
         self.since_epoch(self.now())
     }
 
+    /// The start of a job's run: the worker's reading at the end of the job
+    /// before, if it left one (`clock_hint`), or now.
+    pub(crate) fn start_time(&self) -> Instant {
+        if self.system_clock {
+            crate::runtime::clock_hint::take().unwrap_or_else(Instant::now)
+        } else {
+            self.clock.now()
+        }
+    }
+
     pub(crate) fn state(&self) -> u8 {
         self.state.load(Ordering::SeqCst)
     }
@@ -299,17 +309,24 @@ impl Shared {
         {
             // The searcher is stuck in one poll.
             self.find_worker();
-        } else if !was_empty && (ticket.is_multiple_of(BACKLOG_CHECK) || self.capacity.is_some()) {
-            // `popped` counts the entries taken in FIFO order, `ticket` the
-            // places reserved: their difference is the queue's depth (an
-            // upper bound: a place refused after a stop is never popped).
-            let depth = ticket.wrapping_sub(self.popped.load(Ordering::Relaxed));
-            let backlog = self.capacity.map_or(BACKLOG, |c| BACKLOG.min(c / 2));
-            if depth >= backlog {
-                self.find_worker();
-            }
+        } else if !was_empty
+            && (ticket.is_multiple_of(BACKLOG_CHECK) || self.capacity.is_some())
+            && self.backlog_behind(ticket)
+        {
+            self.find_worker();
         }
         Ok(())
+    }
+
+    /// Whether the jobs queued up to the place `reserved` (a ticket, or
+    /// `enqueued`) are a backlog that calls for another worker even while one
+    /// searches: [`BACKLOG`] jobs, or half a bounded queue if that is less.
+    /// `popped` counts the entries taken in FIFO order: the difference is the
+    /// queue's depth (an upper bound: a place refused after a stop is never
+    /// popped).
+    pub(crate) fn backlog_behind(&self, reserved: usize) -> bool {
+        let depth = reserved.wrapping_sub(self.popped.load(Ordering::Relaxed));
+        depth >= self.capacity.map_or(BACKLOG, |c| BACKLOG.min(c / 2))
     }
 
     /// Takes the search (`true`) unless another worker has it.

@@ -318,10 +318,7 @@ impl<B: Body> Task<B> {
                         return Poll::Ready(());
                     }
                     let shared = &slot.shared;
-                    let now = match shared.system_clock {
-                        true => clock_hint::take().unwrap_or_else(Instant::now),
-                        false => shared.now(),
-                    };
+                    let now = shared.start_time();
                     *this.started = shared.since_epoch(now);
                     let meta = this.body.meta();
                     // A job's own deadline or timeout replaces the pool's default.

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::runtime::{clock_hint, BoxFuture};
-use crate::shared::{wait_until, Shared, BACKLOG, BACKLOG_CHECK, STOPPED};
+use crate::shared::{wait_until, Shared, BACKLOG_CHECK, STOPPED};
 use crate::sync::{Arc, Ordering};
 
 /// A worker's reservation under `max_workers`. Given back when the worker
@@ -125,7 +125,7 @@ async fn run(mut slot: Slot) {
                 // been searching for a while looks only now and then: its
                 // jobs have been short, and submits look too.)
                 if (!kept || popped.is_multiple_of(BACKLOG_CHECK))
-                    && shared.enqueued.load(Ordering::Relaxed).wrapping_sub(popped) >= BACKLOG
+                    && shared.backlog_behind(shared.enqueued.load(Ordering::Relaxed))
                 {
                     shared.find_worker();
                 }
@@ -265,11 +265,11 @@ async fn run(mut slot: Slot) {
 /// reading the job's start will use (the clock hint, set here if there was
 /// none, so the clock is read once either way).
 fn poll_start(shared: &Shared) -> u64 {
-    if !shared.system_clock {
-        return shared.now_ns();
+    let now = shared.start_time();
+    if shared.system_clock {
+        // Left for the job's start to take again.
+        clock_hint::set(now);
     }
-    let now = clock_hint::take().unwrap_or_else(std::time::Instant::now);
-    clock_hint::set(now);
     shared.since_epoch(now)
 }
 
