@@ -112,8 +112,10 @@ impl<T, E> Slot<T, E> {
         }
     }
 
-    /// Stores the result and wakes the handle.
+    /// Stores the result and wakes the handle. The final counter is bumped
+    /// first: a handle that has resolved is always in the metrics.
     pub(crate) fn complete(&self, result: Result<T, JobError<E>>, record: Record, how: Final) {
+        self.shared.counters.count(how);
         let waker = {
             let mut inner = lock(&self.inner);
             debug_assert!(inner.result.is_none());
@@ -124,7 +126,6 @@ impl<T, E> Slot<T, E> {
             self.state.fetch_or(COMPLETE, Ordering::Release);
             inner.handle_waker.take()
         };
-        self.shared.counters.count(how);
         if let Some(w) = waker {
             w.wake();
         }

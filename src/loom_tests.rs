@@ -114,6 +114,31 @@ fn loom_cancel_running_drops_first() {
     });
 }
 
+/// A handle that has resolved has been counted: a job completing on a
+/// worker while its handle is polled from another thread never shows the
+/// handle its result before the metrics have it (the ledger's promise).
+#[test]
+fn loom_resolved_handle_is_counted() {
+    model(|| {
+        let pool = manual_pool();
+        let mut handle = pool.submit(async { 7 });
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        let worker = thread::spawn(move || {
+            assert!(poll_once(&mut entry).is_ready());
+        });
+        loop {
+            if let Some(got) = handle.try_take() {
+                assert_eq!(got, Ok(7));
+                break;
+            }
+            thread::yield_now();
+        }
+        let m = pool.metrics();
+        assert_eq!((m.running, m.succeeded), (0, 1), "{m:?}");
+        worker.join().unwrap();
+    });
+}
+
 /// `stop` races `submit` from another thread: the handle always resolves,
 /// `Stopped` (no worker runs in this model), and nothing stays queued.
 #[test]
