@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 use crate::handle::Slot;
 use crate::sync::Arc;
-use crate::task::{Body, SlotOf, Task};
+use crate::task::{Body, SlotOf, Task, WorkerLocal};
 
 /// Access to a job's slot, whatever holds it.
 pub(crate) trait AsSlot<T, E>: Send + Sync {
@@ -70,7 +70,7 @@ impl Link {
 /// The operations of one cell type.
 struct VTable {
     /// Polls the task; drops it in place once it is done.
-    poll_run: unsafe fn(*const Link, &mut Context<'_>) -> Poll<()>,
+    poll_run: unsafe fn(*const Link, &mut Context<'_>, Option<&mut WorkerLocal>) -> Poll<()>,
     /// Ends the task without polling it again; drops it in place.
     abort: unsafe fn(*const Link),
     /// Gives up the entry's reference to the cell.
@@ -87,7 +87,7 @@ static STUB_VTABLE: VTable = VTable {
 };
 
 #[cfg(not(workerpoolxt_loom))]
-unsafe fn stub_poll(_: *const Link, _: &mut Context<'_>) -> Poll<()> {
+unsafe fn stub_poll(_: *const Link, _: &mut Context<'_>, _: Option<&mut WorkerLocal>) -> Poll<()> {
     unreachable!("the queue handed its stub out")
 }
 
@@ -169,7 +169,11 @@ where
     ///
     /// Only the cell's `QueueEntry` may call this (through the vtable), and
     /// never concurrently with `abort`.
-    unsafe fn poll_run(link: *const Link, cx: &mut Context<'_>) -> Poll<()> {
+    unsafe fn poll_run(
+        link: *const Link,
+        cx: &mut Context<'_>,
+        local: Option<&mut WorkerLocal>,
+    ) -> Poll<()> {
         // SAFETY: the entry holds a reference, so the cell is alive; it is the
         // only caller, so it has exclusive access to the task.
         let (cell, mut task) = unsafe {
@@ -177,7 +181,7 @@ where
             (cell, cell.task())
         };
         if let Some(t) = task.as_mut().as_pin_mut() {
-            if t.poll_task(&cell.slot, cx).is_pending() {
+            if t.poll_task(&cell.slot, cx, local).is_pending() {
                 return Poll::Pending;
             }
         }
@@ -294,21 +298,34 @@ impl QueueEntry {
     }
 }
 
-impl Future for QueueEntry {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+impl QueueEntry {
+    /// Runs the job as far as it can go, for a worker that keeps `local`
+    /// until the job is done (what [`poll`](Future::poll) keeps in the job
+    /// instead).
+    pub(crate) fn poll_in(
+        &mut self,
+        cx: &mut Context<'_>,
+        local: Option<&mut WorkerLocal>,
+    ) -> Poll<()> {
         let Some(link) = self.cell else {
             return Poll::Ready(());
         };
         // SAFETY: `self` is the cell's unique entry (alive: it holds a
         // reference), and `&mut self` excludes a concurrent `abort` (which
         // only runs in `drop`).
-        let polled = unsafe { (link.as_ref().vtable.poll_run)(link.as_ptr(), cx) };
+        let polled = unsafe { (link.as_ref().vtable.poll_run)(link.as_ptr(), cx, local) };
         if polled.is_ready() {
             self.release();
         }
         polled
+    }
+}
+
+impl Future for QueueEntry {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_in(cx, None)
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::options::Options;
 use crate::runtime::BoxFuture;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::sync::lock_std as lock;
 use crate::task::{BlockingAttempt, Body};
@@ -333,7 +334,11 @@ struct CtxInner {
     name: Option<Name>,
     options: Options,
     deadline: Option<Instant>,
-    token: CancelToken,
+    /// Set when the job is interrupted (cancelled or timed out).
+    interrupted: AtomicBool,
+    /// The job's token, made when first asked for (most jobs never ask):
+    /// cancelled by [`JobContext::interrupt`], or at once if made after it.
+    token: OnceLock<CancelToken>,
 }
 
 impl JobContext {
@@ -343,7 +348,8 @@ impl JobContext {
                 name: meta.name.clone(),
                 options,
                 deadline,
-                token: CancelToken::new(),
+                interrupted: AtomicBool::new(false),
+                token: OnceLock::new(),
             }),
             attempt: 0,
         }
@@ -378,18 +384,40 @@ impl JobContext {
 
     /// Whether the job has been cancelled or has timed out.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.token.is_cancelled()
+        self.inner.interrupted.load(Ordering::SeqCst)
+            || self
+                .inner
+                .token
+                .get()
+                .is_some_and(CancelToken::is_cancelled)
     }
 
     /// A future that resolves when the job is cancelled or times out.
     pub fn cancelled(&self) -> Cancelled {
-        self.inner.token.cancelled()
+        self.token().cancelled()
     }
 
     /// The job's own token (see the type's docs). Give it to work the job
     /// starts elsewhere so that it stops with the job.
     pub fn token(&self) -> &CancelToken {
-        &self.inner.token
+        let token = self.inner.token.get_or_init(CancelToken::new);
+        // Pairs with the fence in `interrupt`: either it sees this token, or
+        // this sees its flag (or both; cancelling twice is harmless).
+        fence(Ordering::SeqCst);
+        if self.inner.interrupted.load(Ordering::SeqCst) {
+            token.cancel();
+        }
+        token
+    }
+
+    /// The job was cancelled or timed out: its token (if it was made) is
+    /// cancelled, and one made later starts cancelled.
+    pub(crate) fn interrupt(&self) {
+        self.inner.interrupted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if let Some(token) = self.inner.token.get() {
+            token.cancel();
+        }
     }
 }
 

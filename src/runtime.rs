@@ -17,6 +17,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_executor::Executor;
@@ -78,6 +79,24 @@ impl Clock for SystemClock {
         Box::pin(async move {
             timer.await;
         })
+    }
+}
+
+/// A sleep on a pool's clock: the system clock's `async-io` timer held
+/// inline (no allocation), or another clock's boxed future.
+pub(crate) enum Sleep {
+    Timer(async_io::Timer),
+    Other(BoxFuture<()>),
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut() {
+            Sleep::Timer(t) => Pin::new(t).poll(cx).map(drop),
+            Sleep::Other(f) => f.as_mut().poll(cx),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::cancel::CancelToken;
 use crate::cell::QueueEntry;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
-use crate::runtime::{SharedClock, Spawner};
+use crate::runtime::{SharedClock, Sleep, Spawner};
 use crate::sync::{Arc, AtomicU64, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
 use crate::worker;
 
@@ -189,6 +189,15 @@ impl Shared {
             Instant::now()
         } else {
             self.clock.now()
+        }
+    }
+
+    /// A sleep until `deadline` on the pool's clock.
+    pub(crate) fn sleep_until(&self, deadline: Instant) -> Sleep {
+        if self.system_clock {
+            Sleep::Timer(async_io::Timer::at(deadline))
+        } else {
+            Sleep::Other(self.clock.sleep_until(deadline))
         }
     }
 

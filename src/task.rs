@@ -29,7 +29,7 @@ use crate::error::{JobError, Panic};
 use crate::handle::{Record, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
-use crate::runtime::{clock_hint, unblock, BoxFuture};
+use crate::runtime::{clock_hint, unblock, Sleep};
 use crate::sync::Ordering;
 use crate::trace::Trace;
 
@@ -205,10 +205,18 @@ pin_project! {
 #[derive(Default)]
 struct Extra {
     deadline: Option<Instant>,
-    deadline_timer: Option<BoxFuture<()>>,
+    deadline_timer: Option<Sleep>,
     token_wait: Option<Cancelled>,
-    backoff_sleep: Option<BoxFuture<()>>,
+    backoff_sleep: Option<Sleep>,
     ctx: Option<JobContext>,
+}
+
+/// What a worker keeps from one job to the next.
+#[derive(Default)]
+pub(crate) struct WorkerLocal {
+    /// The wait for the pool's token, shared by the jobs of this worker that
+    /// use it: registered once with the token, not once per job that waits.
+    pool_token: Option<Cancelled>,
 }
 
 fn extra(e: &mut Option<Box<Extra>>) -> &mut Extra {
@@ -268,7 +276,7 @@ impl<B: Body> Task<B> {
                 // goes away. Body first, then the handle.
                 let dropped = drop_attempt(this.attempt);
                 if let Some(ctx) = this.extra.as_ref().and_then(|e| e.ctx.as_ref()) {
-                    ctx.token().cancel();
+                    ctx.interrupt();
                 }
                 let (result, how) = match dropped {
                     Ok(()) => (Err(JobError::Stopped), Final::Stopped),
@@ -292,10 +300,13 @@ impl<B: Body> Task<B> {
 impl<B: Body> Task<B> {
     /// Runs the task as far as it can go; `Ready` once it is done for good
     /// (its handle resolved and, for a blocking closure, the closure returned).
+    ///
+    /// `local` is the polling worker's, if it keeps one across jobs.
     pub(crate) fn poll_task(
         self: Pin<&mut Self>,
         slot: &SlotOf<B>,
         cx: &mut Context<'_>,
+        local: Option<&mut WorkerLocal>,
     ) -> Poll<()> {
         let mut this = self.project();
         if *this.phase == Phase::Queued {
@@ -303,11 +314,16 @@ impl<B: Body> Task<B> {
         }
         #[allow(clippy::let_unit_value)]
         let _entered = this.trace.enter();
-        Self::step(&mut this, slot, cx)
+        Self::step(&mut this, slot, cx, local)
     }
 
     /// Moves the task on as far as it can go.
-    fn step(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Poll<()> {
+    fn step(
+        this: &mut Projected<'_, B>,
+        slot: &SlotOf<B>,
+        cx: &mut Context<'_>,
+        mut local: Option<&mut WorkerLocal>,
+    ) -> Poll<()> {
         loop {
             match *this.phase {
                 Phase::Queued => {
@@ -390,7 +406,9 @@ impl<B: Body> Task<B> {
                     };
                     match polled {
                         Ok(Poll::Pending) => {
-                            if let Some(why) = Self::poll_interrupts(this, slot, cx) {
+                            if let Some(why) =
+                                Self::poll_interrupts(this, slot, cx, local.as_deref_mut())
+                            {
                                 return Self::interrupt(this, slot, cx, why);
                             }
                             return Poll::Pending;
@@ -441,9 +459,9 @@ impl<B: Body> Task<B> {
                                 let shared = &slot.shared;
                                 // A backoff too long to express waits for ever
                                 // (until the deadline or a cancel).
-                                let sleep: BoxFuture<()> = match shared.now().checked_add(delay) {
-                                    Some(wake_at) => shared.clock.sleep_until(wake_at),
-                                    None => Box::pin(std::future::pending()),
+                                let sleep = match shared.now().checked_add(delay) {
+                                    Some(wake_at) => shared.sleep_until(wake_at),
+                                    None => Sleep::Other(Box::pin(std::future::pending())),
                                 };
                                 extra(this.extra).backoff_sleep = Some(sleep);
                                 *this.phase = Phase::Backoff;
@@ -465,7 +483,7 @@ impl<B: Body> Task<B> {
                 }
                 Phase::Backoff => {
                     let slept = match this.extra.as_mut().and_then(|e| e.backoff_sleep.as_mut()) {
-                        Some(s) => s.as_mut().poll(cx).is_ready(),
+                        Some(s) => Pin::new(s).poll(cx).is_ready(),
                         None => true,
                     };
                     // Checked after the sleep: a backoff that ends with (or
@@ -474,7 +492,9 @@ impl<B: Body> Task<B> {
                         return Self::interrupt(this, slot, cx, why);
                     }
                     if !slept {
-                        if let Some(why) = Self::poll_interrupts(this, slot, cx) {
+                        if let Some(why) =
+                            Self::poll_interrupts(this, slot, cx, local.as_deref_mut())
+                        {
                             return Self::interrupt(this, slot, cx, why);
                         }
                         return Poll::Pending;
@@ -560,22 +580,29 @@ impl<B: Body> Task<B> {
         this: &mut Projected<'_, B>,
         slot: &SlotOf<B>,
         cx: &mut Context<'_>,
+        local: Option<&mut WorkerLocal>,
     ) -> Option<Interrupt> {
         slot.register_task_waker(cx.waker());
         if slot.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }
-        let token = Self::token(this.body, slot);
-        let extra = extra(this.extra);
-        let wait = extra.token_wait.get_or_insert_with(|| token.cancelled());
+        // The pool's token is waited for by the worker (it outlives the
+        // job), a job's own token by the job.
+        let own_token = this.body.meta().and_then(|m| m.token.as_ref());
+        let wait = match (own_token, local) {
+            (None, Some(local)) => &mut local.pool_token,
+            _ => &mut extra(this.extra).token_wait,
+        };
+        let wait = wait.get_or_insert_with(|| Self::token(this.body, slot).cancelled());
         if Pin::new(wait).poll(cx).is_ready() {
             return Some(Interrupt::Cancelled);
         }
+        let extra = this.extra.as_mut()?;
         if let Some(deadline) = extra.deadline {
             let timer = extra
                 .deadline_timer
-                .get_or_insert_with(|| slot.shared.clock.sleep_until(deadline));
-            if timer.as_mut().poll(cx).is_ready() {
+                .get_or_insert_with(|| slot.shared.sleep_until(deadline));
+            if Pin::new(timer).poll(cx).is_ready() {
                 *this.deadline_passed = true;
                 extra.deadline_timer = None;
                 return Some(Interrupt::TimedOut);
@@ -592,7 +619,7 @@ impl<B: Body> Task<B> {
     ) -> Poll<()> {
         if let Some(extra) = this.extra.as_mut() {
             if let Some(ctx) = extra.ctx.as_ref() {
-                ctx.token().cancel();
+                ctx.interrupt();
             }
             extra.backoff_sleep = None;
         }

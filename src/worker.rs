@@ -21,9 +21,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::runtime::{clock_hint, BoxFuture};
+use crate::runtime::{clock_hint, BoxFuture, Sleep};
 use crate::shared::{wait_until, Shared, BACKLOG_CHECK, STOPPED};
 use crate::sync::{Arc, Ordering};
+use crate::task::WorkerLocal;
 
 /// A worker's reservation under `max_workers`. Given back when the worker
 /// leaves, and also if its future is dropped, before or after its first poll
@@ -97,13 +98,15 @@ async fn run(mut slot: Slot) {
     };
     // The idle timer lives across idle spells: it is armed once, and when it
     // fires the worker leaves only if it ran no job since it was armed.
-    let mut idle_timer: Option<BoxFuture<()>> = None;
+    let mut idle_timer: Option<Sleep> = None;
     let mut worked = false;
     // Jobs run since the worker last gave its thread back to the executor.
     let mut streak = 0u32;
     // Whether the worker comes straight from a job that ended in the poll
     // that is still running (see `clock_hint`).
     let mut fresh = false;
+    // Kept across jobs: the wait for the pool's token.
+    let mut local = WorkerLocal::default();
     loop {
         if shared.too_many_workers() && shared.try_retire() {
             search.give_up();
@@ -156,7 +159,7 @@ async fn run(mut slot: Slot) {
                             shared.searcher_in_job(Some(poll_start(&shared)));
                         }
                         first = false;
-                        let polled = Pin::new(&mut task).poll(cx);
+                        let polled = task.poll_in(cx, Some(&mut local));
                         if polled.is_pending() {
                             search.give_up();
                             clock_hint::clear();
@@ -230,12 +233,12 @@ async fn run(mut slot: Slot) {
             Some(at) => {
                 if idle_timer.is_none() {
                     worked = false;
-                    idle_timer = Some(shared.clock.sleep_until(at));
+                    idle_timer = Some(shared.sleep_until(at));
                 }
                 idle_timer.as_mut()
             }
         };
-        let woke = Sleep {
+        let woke = IdleWait {
             listener,
             timer: timeout,
         }
@@ -284,12 +287,12 @@ enum Woke {
 }
 
 /// Waits for a job notification or the idle timer, whichever comes first.
-struct Sleep<'a> {
+struct IdleWait<'a> {
     listener: event_listener::EventListener,
-    timer: Option<&'a mut BoxFuture<()>>,
+    timer: Option<&'a mut Sleep>,
 }
 
-impl Future for Sleep<'_> {
+impl Future for IdleWait<'_> {
     type Output = Woke;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woke> {
@@ -297,7 +300,7 @@ impl Future for Sleep<'_> {
             return Poll::Ready(Woke::Job);
         }
         if let Some(t) = self.timer.as_mut() {
-            if t.as_mut().poll(cx).is_ready() {
+            if Pin::new(&mut **t).poll(cx).is_ready() {
                 return Poll::Ready(Woke::Timeout);
             }
         }

@@ -209,6 +209,74 @@ rt_test!(
     }
 );
 
+// A blocking job that asks for its context's token only after it timed out
+// gets a cancelled token (the token is made on first use; an interrupt before
+// that must not be lost), and `ctx.is_cancelled()` says so too.
+rt_test!(
+    ctx_token_first_asked_for_after_the_timeout_is_cancelled,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let (resolved, release) = (Latch::new(), Latch::new());
+        let (tx, rx) = async_channel::bounded::<(bool, bool, bool)>(1);
+        let (res, rel) = (resolved.clone(), release.clone());
+        let h = pool.submit_job(
+            Job::blocking(move |ctx| {
+                let before = ctx.is_cancelled();
+                res.wait_blocking();
+                let after = ctx.is_cancelled();
+                let token = ctx.token().clone();
+                tx.try_send((before, after, token.is_cancelled())).unwrap();
+                rel.wait_blocking();
+                Ok::<_, ()>(())
+            })
+            .timeout(Duration::from_millis(20)),
+        );
+        assert_eq!(h.await, Err(JobError::TimedOut));
+        resolved.open();
+        let (before, after, token) = rx.recv().await.unwrap();
+        assert!(!before, "cancelled before the deadline");
+        assert!(after, "ctx.is_cancelled() after the timeout");
+        assert!(token, "a token made after the timeout starts cancelled");
+        release.open();
+        pool.stop_wait().await;
+    }
+);
+
+// The pool's token wakes a waiting job on a worker that already ran other
+// waiting jobs (the worker keeps one wait on the pool's token for all of
+// them): each job is cancelled, none is missed.
+rt_test!(
+    pool_token_wakes_a_worker_that_ran_waiting_jobs_before,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        for i in 0..3 {
+            // Each job waits (so its worker arms the wait on the pool's
+            // token) until the test has seen it start.
+            let (started, latch) = (Latch::new(), Latch::new());
+            let (s, l) = (started.clone(), latch.clone());
+            let h = pool.submit(async move {
+                s.open();
+                l.wait().await;
+                i
+            });
+            started.wait().await;
+            latch.open();
+            assert_eq!(h.await, Ok(i));
+        }
+        let gauge = Gauge::new();
+        let g = gauge.clone();
+        let h = pool.submit(async move {
+            let _alive = g.enter();
+            std::future::pending::<()>().await;
+        });
+        gauge.until(|g| g.now() == 1).await;
+        pool.cancel_token().cancel();
+        assert_eq!(h.await, Err(JobError::Cancelled));
+        assert_eq!(gauge.now(), 0);
+        pool.stop_wait().await;
+    }
+);
+
 // A job whose own token is a child of the pool's token is cancelled with the pool's token; cancelling that child spares the pool's other jobs.
 rt_test!(
     a_child_of_the_pool_token_follows_the_pool,
