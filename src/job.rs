@@ -413,6 +413,15 @@ impl JobContext {
     /// The job was cancelled or timed out: its token (if it was made) is
     /// cancelled, and one made later starts cancelled.
     pub(crate) fn interrupt(&self) {
+        if Arc::strong_count(&self.inner) == 1 {
+            // No other clone of this context is left (the job dropped its
+            // own), so nothing can ask for the token any more; pairs with the
+            // release of the last other clone's drop, so a token it made is seen.
+            fence(Ordering::Acquire);
+            if self.inner.token.get().is_none() {
+                return;
+            }
+        }
         self.inner.interrupted.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if let Some(token) = self.inner.token.get() {

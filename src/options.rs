@@ -31,7 +31,9 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone, Default)]
 pub struct Options {
-    map: Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// `None` while empty: most jobs carry no options, and an empty map
+    /// then costs no allocation.
+    map: Option<Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl Options {
@@ -48,19 +50,23 @@ impl Options {
 
     /// Adds `value`, replacing any value of the same type.
     pub fn insert<V: Any + Send + Sync>(&mut self, value: V) {
-        Arc::make_mut(&mut self.map).insert(TypeId::of::<V>(), Arc::new(value));
+        Arc::make_mut(self.map.get_or_insert_with(Default::default))
+            .insert(TypeId::of::<V>(), Arc::new(value));
     }
 
     /// The value of type `V`, if there is one.
     pub fn get<V: Any + Send + Sync>(&self) -> Option<&V> {
         self.map
+            .as_ref()?
             .get(&TypeId::of::<V>())
             .and_then(|v| v.downcast_ref::<V>())
     }
 
     /// Whether a value of type `V` is present.
     pub fn contains<V: Any + Send + Sync>(&self) -> bool {
-        self.map.contains_key(&TypeId::of::<V>())
+        self.map
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&TypeId::of::<V>()))
     }
 
     /// Removes the value of type `V`; returns whether there was one.
@@ -68,19 +74,20 @@ impl Options {
         if !self.contains::<V>() {
             return false;
         }
-        Arc::make_mut(&mut self.map)
-            .remove(&TypeId::of::<V>())
-            .is_some()
+        let Some(map) = self.map.as_mut() else {
+            return false;
+        };
+        Arc::make_mut(map).remove(&TypeId::of::<V>()).is_some()
     }
 
     /// The number of values.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.as_ref().map_or(0, |m| m.len())
     }
 
     /// Whether the map holds no value.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 

@@ -205,6 +205,8 @@ pin_project! {
 #[derive(Default)]
 struct Extra {
     deadline: Option<Instant>,
+    /// The clock reading that found the deadline passed, if one did.
+    expired_at: Option<Instant>,
     deadline_timer: Option<Sleep>,
     token_wait: Option<Cancelled>,
     backoff_sleep: Option<Sleep>,
@@ -282,7 +284,12 @@ impl<B: Body> Task<B> {
                     Ok(()) => (Err(JobError::Stopped), Final::Stopped),
                     Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                 };
-                let record = Self::record(*this.attempts, *this.started, slot);
+                let record = Self::record(
+                    *this.attempts,
+                    *this.started,
+                    this.extra.as_mut().and_then(|e| e.expired_at.take()),
+                    slot,
+                );
                 Self::uncount(this.counted_running, slot);
                 slot.complete(result, record, how);
             }
@@ -565,10 +572,15 @@ impl<B: Body> Task<B> {
             return Some(Interrupt::Cancelled);
         }
         if !*this.deadline_passed {
-            match this.extra.as_ref().and_then(|e| e.deadline) {
-                Some(d) if slot.shared.now() >= d => *this.deadline_passed = true,
-                _ => return None,
+            let extra = this.extra.as_mut()?;
+            let deadline = extra.deadline?;
+            let now = slot.shared.now();
+            if now < deadline {
+                return None;
             }
+            *this.deadline_passed = true;
+            // The job's run ends here: its record reuses this reading.
+            extra.expired_at = Some(now);
         }
         Some(Interrupt::TimedOut)
     }
@@ -665,7 +677,12 @@ impl<B: Body> Task<B> {
             extra.deadline_timer = None;
             extra.token_wait = None;
         }
-        let record = Self::record(*this.attempts, *this.started, slot);
+        let record = Self::record(
+            *this.attempts,
+            *this.started,
+            this.extra.as_mut().and_then(|e| e.expired_at.take()),
+            slot,
+        );
         this.trace.finished(how);
         Self::uncount(this.counted_running, slot);
         slot.complete(result, record, how);
@@ -679,10 +696,17 @@ impl<B: Body> Task<B> {
         }
     }
 
-    /// The record of a job that started at `started` and ends now.
-    fn record(attempts: u32, started: u64, slot: &SlotOf<B>) -> Record {
+    /// The record of a job that started at `started` and ends now (or when
+    /// its deadline was found passed, `expired_at`: that reading is taken
+    /// just before the job is ended).
+    fn record(
+        attempts: u32,
+        started: u64,
+        expired_at: Option<Instant>,
+        slot: &SlotOf<B>,
+    ) -> Record {
         let shared = &slot.shared;
-        let now = shared.now();
+        let now = expired_at.unwrap_or_else(|| shared.now());
         if shared.system_clock {
             clock_hint::set(now);
         }
