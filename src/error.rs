@@ -41,7 +41,8 @@ pub enum JobError<E = Infallible> {
     /// The job panicked (while being polled, created, run or dropped).
     Panicked(Panic),
     /// The pool stopped before the job could start, or the job was submitted
-    /// to a pool that had already stopped.
+    /// to a pool that had already stopped, or the executor running the pool's
+    /// workers dropped the job's worker (see [`Builder::spawner`](crate::Builder::spawner)).
     Stopped,
     /// The job was submitted with a plain `submit*` call while the pool's
     /// bounded queue ([`Builder::queue_capacity`](crate::Builder::queue_capacity))

@@ -936,6 +936,14 @@ impl Builder {
     /// `spawn` is called from whichever thread submits, so with tokio capture
     /// a `Handle` (`let h = Handle::current(); move |f| { h.spawn(f); }`)
     /// rather than call `tokio::spawn`.
+    ///
+    /// An executor may drop a worker's future (it shuts down, or refuses the
+    /// task): the job it was running resolves [`JobError::Stopped`], and the
+    /// queue gets another worker. Once the pool takes no more submissions
+    /// (stopped, or its last clone dropped), queued jobs whose workers are all
+    /// dropped, the last one before its first poll (an executor that cannot
+    /// run workers any more), resolve `Stopped` too, rather than wait for
+    /// ever. While the pool is open they wait for a worker that runs.
     pub fn spawner<F>(mut self, spawn: F) -> Builder
     where
         F: Fn(BoxFuture<()>) + Send + Sync + 'static,

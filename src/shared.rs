@@ -442,10 +442,20 @@ impl Shared {
         }
     }
 
-    /// A worker ended (its slot is free).
-    pub(crate) fn worker_gone(&self) {
-        if self.workers.fetch_sub(1, Ordering::SeqCst) == 1 {
+    /// A worker ended (its slot is free). `true` if it was the last one.
+    pub(crate) fn worker_gone(&self) -> bool {
+        let last = self.workers.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last {
             self.quiet.notify(usize::MAX);
+        }
+        last
+    }
+
+    /// Ends every queued job unstarted: dropping an entry resolves its
+    /// handle `Stopped`.
+    pub(crate) fn drop_queued(&self) {
+        while let Ok(task) = self.queue.pop() {
+            drop(task);
         }
     }
 
@@ -586,9 +596,7 @@ impl Shared {
         self.queue.close();
         if to == STOPPED {
             // Queued jobs never start; dropping a task resolves its handle.
-            while let Ok(task) = self.queue.pop() {
-                drop(task);
-            }
+            self.drop_queued();
         }
         // Sleeping and paused workers look again; room waiters give up.
         self.job_ready.notify(usize::MAX);

@@ -32,12 +32,29 @@ use crate::task::WorkerLocal;
 struct Slot {
     shared: Arc<Shared>,
     held: bool,
+    /// Whether the worker's future was ever polled.
+    polled: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.held {
-            self.shared.worker_gone();
+        if !self.held {
+            return;
+        }
+        let shared = &self.shared;
+        let last = shared.worker_gone();
+        // The last worker of a pool that takes no more submissions is gone
+        // with jobs still queued: nothing else would ever run them (and each
+        // queued job keeps the pool's state alive). Another worker is started
+        // for them; but a worker dropped before its first poll means the
+        // executor cannot run workers at all (it is gone, or refuses them),
+        // so the jobs end `Stopped` instead of waiting for ever.
+        if last && !shared.is_open() && !shared.queue.is_empty() {
+            if self.polled {
+                shared.spawn_for_queue();
+            } else {
+                shared.drop_queued();
+            }
         }
     }
 }
@@ -49,7 +66,11 @@ const YIELD_EVERY: u32 = 64;
 pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
     // The slot is made here, outside the future, so dropping the future
     // unpolled still gives it back.
-    Box::pin(run(Slot { shared, held: true }))
+    Box::pin(run(Slot {
+        shared,
+        held: true,
+        polled: false,
+    }))
 }
 
 /// How many times a searching worker yields to its executor, looking at the
@@ -91,6 +112,7 @@ impl Drop for Search<'_> {
 }
 
 async fn run(mut slot: Slot) {
+    slot.polled = true;
     let shared = slot.shared.clone();
     let mut search = Search {
         shared: &shared,

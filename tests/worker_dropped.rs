@@ -4,10 +4,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
-use workerpoolxt::{BoxFuture, Pool};
+use workerpoolxt::{BoxFuture, JobError, Pool};
 
 /// A pool whose spawner keeps the worker futures for the test to poll.
 fn hand_driven_pool() -> (Pool, Arc<Mutex<Vec<BoxFuture<()>>>>) {
@@ -50,4 +51,76 @@ fn a_worker_dropped_while_it_searches_leaves_the_queue_to_a_new_one() {
     }
     drop(worker);
     drop(pool);
+}
+
+/// A job future that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn queued_jobs_of_a_dropped_pool_whose_executor_refuses_workers_end_stopped() {
+    // Every worker is dropped before its first poll: nothing can run a job.
+    let pool = Pool::builder().max_workers(2).spawner(drop).build();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut handles: Vec<_> = (0..3u32)
+        .map(|i| {
+            let c = Counted(drops.clone());
+            pool.submit(async move {
+                let _c = c;
+                i
+            })
+        })
+        .collect();
+    assert!(handles.iter_mut().all(|h| h.try_take().is_none()));
+    assert_eq!(pool.waiting(), 3);
+    drop(pool);
+    for h in &mut handles {
+        assert_eq!(h.try_take(), Some(Err(JobError::Stopped)));
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 3, "each future dropped once");
+}
+
+#[test]
+fn the_last_worker_dropped_mid_run_after_the_pool_hands_the_queue_on() {
+    for run_the_next in [true, false] {
+        let (pool, spawned) = hand_driven_pool();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let c = Counted(drops.clone());
+        let mut first = pool.submit(async move {
+            let _c = c;
+            std::future::pending::<u32>().await
+        });
+        let mut second = pool.submit(async { 2u32 });
+        let mut worker = take_worker(&spawned);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut worker).poll(&mut cx).is_pending());
+        // The last clone goes: the pool drains what is queued...
+        drop(pool);
+        // ...but its executor drops the worker in the middle of the first job.
+        drop(worker);
+        assert_eq!(first.try_take(), Some(Err(JobError::Stopped)));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            second.try_take(),
+            None,
+            "not dropped while it can still run"
+        );
+        // The queued job got a new worker.
+        let mut next = take_worker(&spawned);
+        if run_the_next {
+            assert!(Pin::new(&mut next).poll(&mut cx).is_ready());
+            assert_eq!(second.try_take(), Some(Ok(2)));
+        } else {
+            // That one is dropped unpolled too: the executor cannot run
+            // workers, so the job ends instead of waiting for ever.
+            drop(next);
+            assert_eq!(second.try_take(), Some(Err(JobError::Stopped)));
+        }
+        assert!(spawned.lock().unwrap().is_empty());
+    }
 }
