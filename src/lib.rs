@@ -133,6 +133,8 @@
 
 mod cancel;
 mod cell;
+#[cfg(not(workerpoolxt_loom))]
+mod deadlines;
 mod error;
 mod handle;
 mod job;

@@ -29,6 +29,8 @@ use event_listener::Event;
 
 use crate::cancel::CancelToken;
 use crate::cell::QueueEntry;
+#[cfg(not(workerpoolxt_loom))]
+use crate::deadlines::Deadlines;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
 use crate::runtime::{SharedClock, Sleep, Spawner};
@@ -127,6 +129,9 @@ pub(crate) struct Shared {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) default_options: Option<Options>,
     pub(crate) token: CancelToken,
+    /// The running jobs' deadlines under one timer (system clock only).
+    #[cfg(not(workerpoolxt_loom))]
+    pub(crate) deadlines: Option<Arc<Deadlines>>,
 }
 
 pub(crate) struct Config {
@@ -181,6 +186,8 @@ impl Shared {
             default_timeout: c.default_timeout,
             default_options: c.default_options,
             token: c.token,
+            #[cfg(not(workerpoolxt_loom))]
+            deadlines: c.system_clock.then(Deadlines::new),
         }
     }
 

@@ -207,7 +207,7 @@ struct Extra {
     deadline: Option<Instant>,
     /// The clock reading that found the deadline passed, if one did.
     expired_at: Option<Instant>,
-    deadline_timer: Option<Sleep>,
+    deadline_wait: Option<DeadlineWait>,
     token_wait: Option<Cancelled>,
     backoff_sleep: Option<Sleep>,
     ctx: Option<JobContext>,
@@ -224,6 +224,15 @@ pub(crate) struct WorkerLocal {
     /// the token's list of waiters, shared by every worker), only a look at
     /// the token (a cancel sets it before it wakes the waiters).
     armed_for: Option<Waker>,
+}
+
+/// How a running job waits for its deadline.
+enum DeadlineWait {
+    /// Its own sleep on the pool's clock.
+    Sleep(Sleep),
+    /// A place among the pool's deadlines, under one timer (system clock).
+    #[cfg(not(workerpoolxt_loom))]
+    Registered(crate::deadlines::Registration),
 }
 
 fn extra(e: &mut Option<Box<Extra>>) -> &mut Extra {
@@ -636,15 +645,26 @@ impl<B: Body> Task<B> {
             }
         }
         let extra = this.extra.as_mut()?;
-        if let Some(deadline) = extra.deadline {
-            let timer = extra
-                .deadline_timer
-                .get_or_insert_with(|| slot.shared.sleep_until(deadline));
-            if Pin::new(timer).poll(cx).is_ready() {
-                *this.deadline_passed = true;
-                extra.deadline_timer = None;
-                return Some(Interrupt::TimedOut);
+        let deadline = extra.deadline?;
+        let wait = extra.deadline_wait.get_or_insert_with(|| {
+            #[cfg(not(workerpoolxt_loom))]
+            if let Some(deadlines) = &slot.shared.deadlines {
+                // Wakes this task once the deadline passed (at once if it
+                // has), which then reads the clock (`interrupted`).
+                return DeadlineWait::Registered(deadlines.register(deadline, cx.waker()));
             }
+            DeadlineWait::Sleep(slot.shared.sleep_until(deadline))
+        });
+        match wait {
+            DeadlineWait::Sleep(sleep) => {
+                if Pin::new(sleep).poll(cx).is_ready() {
+                    *this.deadline_passed = true;
+                    extra.deadline_wait = None;
+                    return Some(Interrupt::TimedOut);
+                }
+            }
+            #[cfg(not(workerpoolxt_loom))]
+            DeadlineWait::Registered(r) => r.set_waker(cx.waker()),
         }
         None
     }
@@ -700,7 +720,7 @@ impl<B: Body> Task<B> {
         how: Final,
     ) {
         if let Some(extra) = this.extra.as_mut() {
-            extra.deadline_timer = None;
+            extra.deadline_wait = None;
             extra.token_wait = None;
         }
         let record = Self::record(
