@@ -4,40 +4,37 @@
 //! A submitted job needs two things that live for different spans: the task
 //! (the body, its attempts, timers; polled by one worker, dropped when the
 //! job ends) and the slot (the result, read by the handle, possibly much
-//! later). Keeping both in one `Arc` makes a submit cost one allocation, and
-//! the allocation is usually freed by the thread that made it (the handle's),
-//! instead of being freed across threads. The benchmark W1 (`benches/compare.rs`)
-//! is where this shows.
+//! later). Keeping both in one allocation makes a submit cost one
+//! allocation, and the allocation is usually freed by the thread that made
+//! it (the handle's), instead of being freed across threads. The benchmark W1
+//! (`benches/compare.rs`) is where this shows.
+//!
+//! The cell has exactly two owners, its [`QueueEntry`] and its
+//! [`ResultHandle`](crate::ResultHandle) (through a [`HandleRef`]): two bits
+//! of the slot's state word, not a reference count, and no `Arc` header. Each
+//! owner clears its bit once; the one that clears the last frees the cell.
 //!
 //! The task is reached only through the cell's [`QueueEntry`], which is
 //! unique (made once per job, not `Clone`): that is what makes the
 //! `UnsafeCell` sound. The entry is a thin pointer to the cell's [`Link`],
 //! whose vtable knows the cell's type; the queue links cells through it, so
-//! a queued job costs the queue nothing but that pointer.
+//! a queued job costs the queue nothing but that pointer. The handle is a
+//! thin pointer too: it reaches the slot through [`CellHead`], the cell's
+//! prefix, whose layout is the same for every body with the same output and
+//! error types.
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicPtr;
 use std::task::{Context, Poll};
 
-use crate::handle::Slot;
-use crate::sync::Arc;
+use crate::handle::{release_ref, Slot, ENTRY_REF, HANDLE_REF};
 use crate::task::{Body, SlotOf, Task, WorkerLocal};
-
-/// Access to a job's slot, whatever holds it.
-pub(crate) trait AsSlot<T, E>: Send + Sync {
-    fn slot(&self) -> &Slot<T, E>;
-}
-
-impl<T: Send, E: Send> AsSlot<T, E> for Slot<T, E> {
-    fn slot(&self) -> &Slot<T, E> {
-        self
-    }
-}
 
 /// The header every job cell starts with: the queue's link, the cell's
 /// type-erased operations, and the job's place in submission order.
@@ -73,8 +70,10 @@ struct VTable {
     poll_run: unsafe fn(*const Link, &mut Context<'_>, Option<&mut WorkerLocal>) -> Poll<()>,
     /// Ends the task without polling it again; drops it in place.
     abort: unsafe fn(*const Link),
-    /// Gives up the entry's reference to the cell.
-    release: unsafe fn(*const Link),
+    /// Gives up the entry's reference; `true` if it was the last one.
+    release_entry: unsafe fn(*mut Link) -> bool,
+    /// Frees the cell (its last owner let go).
+    free: unsafe fn(*mut Link),
 }
 
 #[cfg(not(workerpoolxt_loom))]
@@ -83,7 +82,8 @@ struct VTable {
 static STUB_VTABLE: VTable = VTable {
     poll_run: stub_poll,
     abort: stub_op,
-    release: stub_op,
+    release_entry: stub_release,
+    free: stub_free,
 };
 
 #[cfg(not(workerpoolxt_loom))]
@@ -96,6 +96,60 @@ unsafe fn stub_op(_: *const Link) {
     unreachable!("the queue handed its stub out")
 }
 
+#[cfg(not(workerpoolxt_loom))]
+unsafe fn stub_free(_: *mut Link) {
+    unreachable!("the queue handed its stub out")
+}
+
+#[cfg(not(workerpoolxt_loom))]
+unsafe fn stub_release(_: *mut Link) -> bool {
+    unreachable!("the queue handed its stub out")
+}
+
+/// The start of every cell whose slot is a `Slot<T, E>`: what the handle
+/// sees of its job's cell. `repr(C)` makes it a prefix of [`TaskCell`]: the
+/// same fields in the same order have the same offsets.
+#[repr(C)]
+struct CellHead<T, E> {
+    link: Link,
+    slot: Slot<T, E>,
+}
+
+impl<T: Send, E: Send> CellHead<T, E> {
+    /// A cell with a slot and no task, owned by a handle alone (a
+    /// submission refused before its job was built).
+    const VTABLE: VTable = VTable {
+        poll_run: stub_poll_any,
+        abort: stub_op_any,
+        release_entry: stub_release_any,
+        free: Self::free,
+    };
+
+    /// # Safety
+    ///
+    /// `link` came from [`HandleRef::without_task`] and no owner is left.
+    unsafe fn free(link: *mut Link) {
+        // SAFETY: the caller's promise: the pointer is the `Box` made there.
+        drop(unsafe { Box::from_raw(link.cast::<Self>()) });
+    }
+}
+
+unsafe fn stub_poll_any(
+    _: *const Link,
+    _: &mut Context<'_>,
+    _: Option<&mut WorkerLocal>,
+) -> Poll<()> {
+    unreachable!("a cell without a task has no queue entry")
+}
+
+unsafe fn stub_op_any(_: *const Link) {
+    unreachable!("a cell without a task has no queue entry")
+}
+
+unsafe fn stub_release_any(_: *mut Link) -> bool {
+    unreachable!("a cell without a task has no queue entry")
+}
+
 /// The slot of a job and, until it ends, its task.
 #[repr(C)]
 struct TaskCell<B: Body> {
@@ -106,23 +160,6 @@ struct TaskCell<B: Body> {
     task: UnsafeCell<Option<Task<B>>>,
 }
 
-// SAFETY: `TaskCell` is shared between the handle (and `Slot` methods), which
-// only read `slot` (itself `Sync`), the queue, which only touches
-// `link.next` (an atomic), and the one `QueueEntry` of the cell, which alone
-// reaches `task` (see `VTable`). `task` is therefore never accessed from two
-// threads at once, and it is `Send`, so it may move between the threads that
-// own the entry in turn.
-unsafe impl<B: Body> Sync for TaskCell<B> where Task<B>: Send {}
-
-impl<B: Body> AsSlot<B::Output, B::Error> for TaskCell<B>
-where
-    Task<B>: Send,
-{
-    fn slot(&self) -> &SlotOf<B> {
-        &self.slot
-    }
-}
-
 impl<B: Body> TaskCell<B>
 where
     Task<B>: Send,
@@ -130,7 +167,8 @@ where
     const VTABLE: VTable = VTable {
         poll_run: Self::poll_run,
         abort: Self::abort,
-        release: Self::release,
+        release_entry: Self::release_entry,
+        free: Self::free,
     };
 
     /// The cell `link` starts.
@@ -206,11 +244,22 @@ where
 
     /// # Safety
     ///
-    /// Called once, by the entry, for the reference it holds.
-    unsafe fn release(link: *const Link) {
-        // SAFETY: the entry's reference came from `Arc::into_raw` of this
-        // cell type; it is given back exactly once.
-        drop(unsafe { Arc::from_raw(link.cast::<Self>()) });
+    /// Called once, by the cell's entry, for the reference it holds.
+    unsafe fn release_entry(link: *mut Link) -> bool {
+        // SAFETY: the entry's reference keeps the cell alive up to this call;
+        // only the state word is borrowed across it (see `release_ref`).
+        let state = unsafe { &(*link.cast::<Self>()).slot.state };
+        release_ref(state, ENTRY_REF)
+    }
+
+    /// # Safety
+    ///
+    /// `link` came from [`QueueEntry::new`] with this `B`, and no owner is
+    /// left.
+    unsafe fn free(link: *mut Link) {
+        // SAFETY: the caller's promise: the pointer is the `Box` made in
+        // `QueueEntry::new`, and nothing else can reach the cell any more.
+        drop(unsafe { Box::from_raw(link.cast::<Self>()) });
     }
 }
 
@@ -225,23 +274,31 @@ pub(crate) struct QueueEntry {
     cell: Option<NonNull<Link>>,
 }
 
-// SAFETY: the entry owns a reference to a cell that is `Send + Sync` (only
-// cells whose task is `Send` are made, see `new`), and it is the only way to
-// the cell's task.
+// SAFETY: the entry owns a reference to a cell whose task is `Send` (only
+// such cells are made, see `new`) and whose slot is `Sync` (atomics and a
+// mutex over `Send` values); the entry is the only way to the task, and the
+// handle side only reaches the slot.
 unsafe impl Send for QueueEntry {}
 
 impl QueueEntry {
     /// A job cell for `slot` and `task`: its unique entry, and the handle's
     /// side.
+    ///
+    /// `slot` must have been made with both [`ENTRY_REF`] and [`HANDLE_REF`]
+    /// (checked).
     pub(crate) fn new<B: Body>(
         slot: SlotOf<B>,
         task: Task<B>,
         ticket: usize,
-    ) -> (QueueEntry, Arc<dyn AsSlot<B::Output, B::Error>>)
+    ) -> (QueueEntry, HandleRef<B::Output, B::Error>)
     where
         Task<B>: Send,
     {
-        let cell = Arc::new(TaskCell {
+        assert!(
+            slot.owned_by(ENTRY_REF | HANDLE_REF),
+            "a job cell is owned by its entry and its handle"
+        );
+        let cell = Box::new(TaskCell {
             link: Link {
                 next: AtomicPtr::new(ptr::null_mut()),
                 vtable: &TaskCell::<B>::VTABLE,
@@ -250,10 +307,11 @@ impl QueueEntry {
             slot,
             task: UnsafeCell::new(Some(task)),
         });
-        let handle: Arc<dyn AsSlot<B::Output, B::Error>> = cell.clone();
-        let raw = Arc::into_raw(cell).cast::<Link>().cast_mut();
-        let entry = QueueEntry {
-            cell: NonNull::new(raw),
+        let link = NonNull::from(Box::leak(cell)).cast::<Link>();
+        let entry = QueueEntry { cell: Some(link) };
+        let handle = HandleRef {
+            link,
+            _slot: PhantomData,
         };
         (entry, handle)
     }
@@ -292,8 +350,15 @@ impl QueueEntry {
     /// Gives the reference up, after the task is done or aborted.
     fn release(&mut self) {
         if let Some(link) = self.cell.take() {
-            // SAFETY: the entry's reference, given up once (`take`).
-            unsafe { (link.as_ref().vtable.release)(link.as_ptr()) };
+            // SAFETY: the entry's reference (given up once: `take`) keeps the
+            // cell alive until `release_entry` returns `true`; it is then the
+            // last owner and frees the cell, with the vtable of its type.
+            unsafe {
+                let vtable = link.as_ref().vtable;
+                if (vtable.release_entry)(link.as_ptr()) {
+                    (vtable.free)(link.as_ptr());
+                }
+            }
         }
     }
 }
@@ -339,6 +404,74 @@ impl Drop for QueueEntry {
     }
 }
 
+/// The handle's reference to its job's cell: a thin pointer, and the
+/// [`HANDLE_REF`] bit of the slot's state.
+pub(crate) struct HandleRef<T, E> {
+    link: NonNull<Link>,
+    /// The slot's types; `fn() -> _` keeps the handle `Unpin` whatever
+    /// they are (the slot never moves: it is behind the pointer). Drop
+    /// checking needs no marker: the `Drop` impl has no `may_dangle`.
+    _slot: PhantomData<fn() -> (T, E)>,
+}
+
+// SAFETY: the handle side only reaches the slot, which is `Send + Sync` when
+// `T` and `E` are `Send` (atomics, and a mutex over the result); the cell is
+// freed by whichever owner lets go last, on whatever thread.
+unsafe impl<T: Send, E: Send> Send for HandleRef<T, E> {}
+// SAFETY: as for `Send`: `&HandleRef` only gives `&Slot`, which is `Sync`.
+unsafe impl<T: Send, E: Send> Sync for HandleRef<T, E> {}
+
+impl<T: Send, E: Send> HandleRef<T, E> {
+    /// A cell with only a slot, owned by a handle alone (a submission refused
+    /// before its job was built). `slot` must be owned by [`HANDLE_REF`]
+    /// alone (checked).
+    pub(crate) fn without_task(slot: Slot<T, E>) -> Self {
+        assert!(
+            slot.owned_by(HANDLE_REF),
+            "a taskless cell is its handle's alone"
+        );
+        let cell = Box::new(CellHead {
+            link: Link {
+                next: AtomicPtr::new(ptr::null_mut()),
+                vtable: &CellHead::<T, E>::VTABLE,
+                ticket: usize::MAX,
+            },
+            slot,
+        });
+        HandleRef {
+            link: NonNull::from(Box::leak(cell)).cast::<Link>(),
+            _slot: PhantomData,
+        }
+    }
+}
+
+impl<T, E> HandleRef<T, E> {
+    pub(crate) fn slot(&self) -> &Slot<T, E> {
+        // SAFETY: the handle's reference keeps the cell alive while `self`
+        // is borrowed; every cell a `HandleRef<T, E>` points to starts with a
+        // `CellHead<T, E>` (a `TaskCell<B>` with `B::Output = T`,
+        // `B::Error = E`, or a `CellHead` itself): `repr(C)` prefixes.
+        unsafe { &self.link.cast::<CellHead<T, E>>().as_ref().slot }
+    }
+}
+
+impl<T, E> Drop for HandleRef<T, E> {
+    fn drop(&mut self) {
+        let link = self.link.as_ptr();
+        // SAFETY: the handle's reference keeps the cell alive up to
+        // `release_ref`, and only the state word is borrowed across it; if it
+        // was the last reference, nothing else reaches the cell, which the
+        // vtable of its own type frees.
+        unsafe {
+            let vtable = (*link).vtable;
+            let state = &(*link.cast::<CellHead<T, E>>()).slot.state;
+            if release_ref(state, HANDLE_REF) {
+                (vtable.free)(link);
+            }
+        }
+    }
+}
+
 /// What a queued job costs: the memory budget is a feature (W5 of the
 /// benchmarks), so a field that grows these sizes shows here first. (The
 /// `tracing` feature adds a span to every task.)
@@ -353,11 +486,80 @@ mod sizes {
     #[test]
     fn a_queued_plain_job_stays_small() {
         assert_eq!(size_of::<super::QueueEntry>(), 8);
-        assert_eq!(size_of::<crate::ResultHandle<u64>>(), 16);
+        assert_eq!(size_of::<crate::ResultHandle<u64>>(), 8);
         assert_eq!(size_of::<crate::JobError>(), 16);
         assert_eq!(size_of::<Option<Result<u64, crate::JobError>>>(), 16);
         assert!(size_of::<crate::handle::Slot<u64, std::convert::Infallible>>() <= 104);
         assert!(size_of::<Task<OnceFuture<Ready>>>() <= 40);
+        // One allocation per job, with no `Arc` header: 168 bytes, a
+        // 176-byte chunk for glibc's malloc.
         assert!(size_of::<super::TaskCell<OnceFuture<Ready>>>() <= 168);
+    }
+}
+
+/// The cell's two owners letting go in either order, and a cell without a
+/// task: what the `unsafe` above must get right. Cheap enough for miri
+/// (`.ci/run` runs `--lib cell::` under it).
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod owners {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use crate::{JobError, Pool};
+
+    /// A pool whose workers never run: the test pops and polls the job.
+    fn parked() -> Pool {
+        Pool::builder()
+            .max_workers(1)
+            .keep_idle_workers()
+            .spawner(drop)
+            .build()
+    }
+
+    fn run(entry: &mut super::QueueEntry) {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(Pin::new(entry).poll(&mut cx), Poll::Ready(()));
+    }
+
+    #[test]
+    fn handle_goes_first() {
+        let pool = parked();
+        let handle = pool.submit(async { String::from("dropped unread") });
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        drop(handle);
+        run(&mut entry);
+        drop(entry);
+    }
+
+    #[test]
+    fn entry_goes_first() {
+        let pool = parked();
+        let mut handle = pool.submit(async { String::from("read") });
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        run(&mut entry);
+        drop(entry);
+        assert_eq!(handle.try_take(), Some(Ok(String::from("read"))));
+        drop(handle);
+    }
+
+    #[test]
+    fn entry_dropped_unstarted_resolves_the_handle() {
+        let pool = parked();
+        let mut handle = pool.submit(async { String::from("never") });
+        let entry = pool.shared().queue.pop().expect("queued");
+        drop(entry);
+        assert_eq!(handle.try_take(), Some(Err(JobError::Stopped)));
+    }
+
+    #[test]
+    fn a_refused_submit_has_a_cell_of_its_own() {
+        let pool = parked();
+        drop(pool.stop());
+        let mut handle = pool.submit(async { String::from("refused") });
+        assert_eq!(handle.try_take(), Some(Err(JobError::Stopped)));
+        drop(handle);
+        let unread = pool.submit(async { 1 });
+        drop(unread);
     }
 }

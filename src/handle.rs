@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_core::future::FusedFuture;
 
-use crate::cell::AsSlot;
+use crate::cell::HandleRef;
 use crate::error::JobError;
 use crate::job::Name;
 use crate::metrics::Final;
@@ -27,6 +27,12 @@ const COMPLETE: u8 = 1 << 2;
 /// the handle is terminated. Kept here rather than in the handle, so a
 /// handle is one pointer wide.
 const TAKEN: u8 = 1 << 3;
+/// The job's cell is owned by its queue entry (cleared once, when the entry
+/// lets go)...
+pub(crate) const ENTRY_REF: u8 = 1 << 4;
+/// ...and by its handle (cleared once, when the handle is dropped). Whoever
+/// clears the last of the two frees the cell (`src/cell.rs`).
+pub(crate) const HANDLE_REF: u8 = 1 << 5;
 
 /// The one-shot slot shared by a job and its handle.
 ///
@@ -36,7 +42,8 @@ const TAKEN: u8 = 1 << 3;
 /// set their bit with one `fetch_or` and look at the other's bit in the
 /// previous value, so exactly one of them wins.
 pub(crate) struct Slot<T, E> {
-    state: AtomicU8,
+    /// Reached without a `&Slot` by [`release_ref`] (see there).
+    pub(crate) state: AtomicU8,
     /// Attempts made, written before `COMPLETE` is set (beside `state`, in
     /// what would be padding).
     attempts: AtomicU32,
@@ -45,6 +52,19 @@ pub(crate) struct Slot<T, E> {
     /// When it was submitted, in nanoseconds since the pool's epoch.
     pub(crate) submitted: u64,
     inner: Mutex<Inner<T, E>>,
+}
+
+/// Gives up the cell reference `bit` ([`ENTRY_REF`] or [`HANDLE_REF`]) of
+/// the slot whose state word is `state`; `true` if it was the last one (the
+/// caller then frees the cell: nothing else can reach it).
+///
+/// Takes the state word alone, not the slot: once the bit is cleared the
+/// other owner may free the cell at any moment, so no reference to the rest
+/// of the slot may be alive across this call (as in `Arc`'s drop).
+pub(crate) fn release_ref(state: &AtomicU8, bit: u8) -> bool {
+    let prev = state.fetch_and(!bit, Ordering::AcqRel);
+    debug_assert_ne!(prev & bit, 0, "a reference given up twice");
+    prev & (ENTRY_REF | HANDLE_REF) == bit
 }
 
 /// How a job went, besides its result: kept small, since every queued job
@@ -69,9 +89,12 @@ struct Inner<T, E> {
 }
 
 impl<T, E> Slot<T, E> {
-    pub(crate) fn new(shared: Arc<Shared>, name: Option<Name>, submitted: u64) -> Self {
+    /// A slot owned by the references in `refs` ([`ENTRY_REF`],
+    /// [`HANDLE_REF`]).
+    pub(crate) fn new(shared: Arc<Shared>, name: Option<Name>, submitted: u64, refs: u8) -> Self {
+        debug_assert_eq!(refs & !(ENTRY_REF | HANDLE_REF), 0);
         Slot {
-            state: AtomicU8::new(0),
+            state: AtomicU8::new(refs),
             attempts: AtomicU32::new(0),
             shared,
             name,
@@ -95,6 +118,11 @@ impl<T, E> Slot<T, E> {
         }
         self.shared.left_queue();
         true
+    }
+
+    /// Whether exactly the references in `refs` own the slot's cell.
+    pub(crate) fn owned_by(&self, refs: u8) -> bool {
+        self.state.load(Ordering::Acquire) & (ENTRY_REF | HANDLE_REF) == refs
     }
 
     /// Whether the handle asked for a cancel.
@@ -258,11 +286,12 @@ impl<T, E> Slot<T, E> {
 /// ```
 #[must_use = "dropping a handle abandons the job's result (the job still runs)"]
 pub struct ResultHandle<T, E = Infallible> {
-    cell: Arc<dyn AsSlot<T, E>>,
+    /// The job's cell, of which the handle owns the [`HANDLE_REF`] reference.
+    cell: HandleRef<T, E>,
 }
 
 impl<T, E> ResultHandle<T, E> {
-    pub(crate) fn new(cell: Arc<dyn AsSlot<T, E>>) -> Self {
+    pub(crate) fn new(cell: HandleRef<T, E>) -> Self {
         ResultHandle { cell }
     }
 

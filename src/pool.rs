@@ -11,9 +11,9 @@ use event_listener::EventListener;
 use futures_core::future::FusedFuture;
 
 use crate::cancel::CancelToken;
-use crate::cell::QueueEntry;
+use crate::cell::{HandleRef, QueueEntry};
 use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
-use crate::handle::{ResultHandle, Slot};
+use crate::handle::{ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
 use crate::job::{Job, Name};
 use crate::metrics::{Final, Metrics};
 use crate::options::Options;
@@ -342,7 +342,7 @@ impl Pool {
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
         let submitted = shared.now_ns();
-        let slot = Slot::new(shared.clone(), name, submitted);
+        let slot = Slot::new(shared.clone(), name, submitted, ENTRY_REF | HANDLE_REF);
         let (task, cell) = QueueEntry::new(slot, Task::new(body, first), ticket);
         let handle = ResultHandle::new(cell);
         if let Err(task) = shared.push(task, submitted) {
@@ -367,13 +367,13 @@ impl Pool {
             Err(why) => {
                 drop(input);
                 let shared = self.shared();
-                let slot = Slot::new(shared.clone(), name, shared.now_ns());
+                let slot = Slot::new(shared.clone(), name, shared.now_ns(), HANDLE_REF);
                 let (err, how) = match why {
                     Refused::Full => (JobError::QueueFull, Final::Rejected),
                     Refused::Stopped => (JobError::Stopped, Final::Stopped),
                 };
                 slot.complete_unstarted(err, how);
-                ResultHandle::new(Arc::new(slot))
+                ResultHandle::new(HandleRef::without_task(slot))
             }
         }
     }
