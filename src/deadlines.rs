@@ -272,12 +272,18 @@ mod tests {
         let now = Instant::now();
         let (late, late_w) = counter();
         let (early, early_w) = counter();
-        let _late = d.register(now + Duration::from_millis(60), &late_w);
+        // The later one first: the earlier one must re-arm the timer.
+        let _late = d.register(now + Duration::from_millis(500), &late_w);
         let _early = d.register(now + Duration::from_millis(20), &early_w);
         assert!(eventually(|| early.0.load(Ordering::SeqCst) == 1));
         assert!(Instant::now() >= now + Duration::from_millis(20));
+        assert_eq!(
+            late.0.load(Ordering::SeqCst),
+            0,
+            "the early deadline waited for the late one's timer"
+        );
         assert!(eventually(|| late.0.load(Ordering::SeqCst) == 1));
-        assert!(Instant::now() >= now + Duration::from_millis(60));
+        assert!(Instant::now() >= now + Duration::from_millis(500));
         // Each once, and nothing is left.
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(early.0.load(Ordering::SeqCst), 1);
@@ -315,6 +321,54 @@ mod tests {
         r.set_waker(&new_w);
         assert!(eventually(|| new.0.load(Ordering::SeqCst) == 1));
         assert_eq!(old.0.load(Ordering::SeqCst), 0);
+    }
+
+    /// The heap is rebuilt only once stale items outnumber live ones two to
+    /// one (and there are more than a few): not at every registration.
+    #[test]
+    fn the_heap_is_rebuilt_when_stale_items_are_the_majority() {
+        let d = Deadlines::new();
+        let (_, w) = counter();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let at = |i: u64| far + Duration::from_nanos(i);
+        let mut kept: Vec<_> = (0..100).map(|i| d.register(at(i), &w)).collect();
+        for i in 100..110 {
+            drop(d.register(at(i), &w));
+        }
+        // 10 stale items among 100 live ones stay (a rebuild would cost
+        // more than they do).
+        assert_eq!(lock(&d.inner).heap.len(), 110);
+        kept.truncate(10);
+        // 100 stale, 11 live after the next registration: rebuilt.
+        let _one_more = d.register(at(200), &w);
+        assert_eq!(lock(&d.inner).heap.len(), 11);
+    }
+
+    /// The two thresholds are strict: exactly `REBUILD_ABOVE` items, or
+    /// exactly twice the live ones, is not yet a rebuild.
+    #[test]
+    fn the_rebuild_thresholds_are_strict() {
+        let (_, w) = counter();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let at = |i: u64| far + Duration::from_nanos(i);
+
+        let d = Deadlines::new();
+        for i in 0..REBUILD_ABOVE as u64 {
+            drop(d.register(at(i), &w));
+        }
+        let _a = d.register(at(100), &w);
+        assert_eq!(lock(&d.inner).heap.len(), REBUILD_ABOVE + 1);
+        let _b = d.register(at(101), &w);
+        assert_eq!(lock(&d.inner).heap.len(), 2);
+
+        let d = Deadlines::new();
+        let _kept: Vec<_> = (0..40).map(|i| d.register(at(i), &w)).collect();
+        for i in 40..82 {
+            drop(d.register(at(i), &w));
+        }
+        // 82 items, 41 live with the next: twice as many, not more.
+        let _c = d.register(at(200), &w);
+        assert_eq!(lock(&d.inner).heap.len(), 83);
     }
 
     #[test]

@@ -170,21 +170,26 @@ pub(crate) mod clock_hint {
     use std::cell::Cell;
     use std::time::Instant;
 
+    /// A reading, the same reading in ns since the epoch of the pool that
+    /// took it, and that pool (its state's address: the ns are only that
+    /// pool's).
+    pub(crate) type Hint = (Instant, u64, usize);
+
     #[cfg(not(workerpoolxt_loom))]
     thread_local! {
-        static HINT: Cell<Option<Instant>> = const { Cell::new(None) };
+        static HINT: Cell<Option<Hint>> = const { Cell::new(None) };
     }
 
     /// The end of a job, read now.
-    pub(crate) fn set(now: Instant) {
+    pub(crate) fn set(hint: Hint) {
         #[cfg(not(workerpoolxt_loom))]
-        HINT.with(|h| h.set(Some(now)));
+        HINT.with(|h| h.set(Some(hint)));
         #[cfg(workerpoolxt_loom)]
-        let _ = now;
+        let _ = hint;
     }
 
     /// Takes the reading left by the job that ended just before, if any.
-    pub(crate) fn take() -> Option<Instant> {
+    pub(crate) fn take() -> Option<Hint> {
         #[cfg(not(workerpoolxt_loom))]
         return HINT.with(Cell::take);
         #[cfg(workerpoolxt_loom)]

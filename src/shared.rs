@@ -33,7 +33,7 @@ use crate::cell::QueueEntry;
 use crate::deadlines::Deadlines;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
-use crate::runtime::{SharedClock, Sleep, Spawner};
+use crate::runtime::{clock_hint, SharedClock, Sleep, Spawner};
 use crate::sync::{Arc, AtomicU64, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
 use crate::worker;
 
@@ -218,14 +218,34 @@ impl Shared {
         self.since_epoch(self.now())
     }
 
-    /// The start of a job's run: the worker's reading at the end of the job
-    /// before, if it left one (`clock_hint`), or now.
-    pub(crate) fn start_time(&self) -> Instant {
-        if self.system_clock {
-            crate::runtime::clock_hint::take().unwrap_or_else(Instant::now)
+    /// The start of a job's run, as a reading and in ns since the epoch: the
+    /// worker's reading at the end of the job before, if it left one
+    /// (`clock_hint`; converted already if it was this pool's), or now.
+    pub(crate) fn start_time(&self) -> (Instant, u64) {
+        let now = if self.system_clock {
+            match clock_hint::take() {
+                Some((now, ns, pool)) if pool == self.id() => return (now, ns),
+                Some((now, _, _)) => now,
+                None => Instant::now(),
+            }
         } else {
             self.clock.now()
+        };
+        (now, self.since_epoch(now))
+    }
+
+    /// Leaves `now` (`ns` since the epoch) for the next job this thread
+    /// starts, if the clock is the system's (another clock may not move
+    /// between two readings of the same instant).
+    pub(crate) fn leave_hint(&self, now: Instant, ns: u64) {
+        if self.system_clock {
+            clock_hint::set((now, ns, self.id()));
         }
+    }
+
+    /// This pool, for the clock hint.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     pub(crate) fn state(&self) -> u8 {

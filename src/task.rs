@@ -29,7 +29,7 @@ use crate::error::{JobError, Panic};
 use crate::handle::{Record, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
-use crate::runtime::{clock_hint, unblock, Sleep};
+use crate::runtime::{unblock, Sleep};
 use crate::sync::Ordering;
 use crate::trace::Trace;
 
@@ -355,8 +355,8 @@ impl<B: Body> Task<B> {
                         return Poll::Ready(());
                     }
                     let shared = &slot.shared;
-                    let now = shared.start_time();
-                    *this.started = shared.since_epoch(now);
+                    let (now, started) = shared.start_time();
+                    *this.started = started;
                     let meta = this.body.meta();
                     // A job's own deadline or timeout replaces the pool's default.
                     let deadline = match meta {
@@ -753,13 +753,12 @@ impl<B: Body> Task<B> {
     ) -> Record {
         let shared = &slot.shared;
         let now = expired_at.unwrap_or_else(|| shared.now());
-        if shared.system_clock {
-            clock_hint::set(now);
-        }
+        let ended = shared.since_epoch(now);
+        shared.leave_hint(now, ended);
         Record {
             attempts,
             queued: started.saturating_sub(slot.submitted),
-            run: shared.since_epoch(now).saturating_sub(started),
+            run: ended.saturating_sub(started),
         }
     }
 

@@ -290,12 +290,10 @@ async fn run(mut slot: Slot) {
 /// reading the job's start will use (the clock hint, set here if there was
 /// none, so the clock is read once either way).
 fn poll_start(shared: &Shared) -> u64 {
-    let now = shared.start_time();
-    if shared.system_clock {
-        // Left for the job's start to take again.
-        clock_hint::set(now);
-    }
-    shared.since_epoch(now)
+    let (now, ns) = shared.start_time();
+    // Left for the job's start to take again.
+    shared.leave_hint(now, ns);
+    ns
 }
 
 async fn wait_released(shared: &Shared, ticket: usize) {
