@@ -1136,6 +1136,62 @@ fn no_retry_starts_after_the_deadline_passed() {
         "no_retry_starts_after_the_deadline_passed".into(),
         HANG_LIMIT,
     );
+    no_retry_after_the_deadline();
+}
+
+// The deadline has passed at its very instant: an attempt that fails exactly
+// then starts no other. The first attempt holds its poll until the clock
+// reads the deadline (so no timer is involved: the retry check alone must see
+// that the deadline has passed).
+#[test]
+fn no_retry_starts_at_the_deadline() {
+    let _dog = Watchdog::new("no_retry_starts_at_the_deadline".into(), HANG_LIMIT);
+    futures_lite::future::block_on(async {
+        let clock = WatchedClock::default();
+        let pool = builder()
+            .max_workers(1)
+            .clock(clock.clone())
+            .keep_idle_workers()
+            .build();
+        let t0 = clock.inner.now();
+        let deadline = t0 + Duration::from_secs(10);
+        let made = Arc::new(AtomicUsize::new(0));
+        let job = {
+            let (clock, made) = (clock.clone(), made.clone());
+            Job::new(move |ctx| {
+                made.fetch_add(1, Ordering::SeqCst);
+                let clock = clock.clone();
+                async move {
+                    if ctx.attempt() == 1 {
+                        // Inside one poll: no timer is armed meanwhile.
+                        while workerpoolxt::Clock::now(&clock) < deadline {
+                            std::thread::yield_now();
+                        }
+                    }
+                    Err::<(), _>("fails")
+                }
+            })
+            .timeout(Duration::from_secs(10))
+            .retry(3)
+            .backoff(Backoff::none())
+        };
+        let h = pool.submit_job(job);
+        eventually_within(limit(), "the first attempt runs", || {
+            made.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        clock.inner.advance(Duration::from_secs(10));
+        let o = within("handle", h.outcome()).await;
+        assert_eq!(o.result(), Err(&JobError::TimedOut), "{o:?}");
+        assert_eq!(o.attempts(), 1, "an attempt started at the deadline: {o:?}");
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+        pool.stop().await;
+    });
+}
+
+/// A job with a 10 s timeout and 3 retries whose first attempt fails at
+/// t0 + 15 s, after the deadline (t0 + 10 s); the manual clock jumps by 20 s.
+fn no_retry_after_the_deadline() {
     futures_lite::future::block_on(async {
         let clock = WatchedClock::default();
         let pool = builder()
@@ -1152,7 +1208,6 @@ fn no_retry_starts_after_the_deadline_passed() {
                 let clock = clock.clone();
                 async move {
                     if ctx.attempt() == 1 {
-                        // Fails at t0 + 15 s, after the deadline (t0 + 10 s).
                         workerpoolxt::Clock::sleep_until(&clock, t0 + Duration::from_secs(15))
                             .await;
                     }
