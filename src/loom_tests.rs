@@ -53,17 +53,23 @@ fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
     Pin::new(f).poll(&mut Context::from_waker(&waker))
 }
 
+/// Submits `async { 7 }` and runs it to completion on a new loom thread.
+fn run_seven_on_a_worker(pool: &Pool) -> (crate::ResultHandle<i32>, thread::JoinHandle<()>) {
+    let handle = pool.submit(async { 7 });
+    let mut entry = pool.shared().queue.pop().expect("queued");
+    let worker = thread::spawn(move || {
+        assert!(poll_once(&mut entry).is_ready());
+    });
+    (handle, worker)
+}
+
 /// A job completing on a worker races its handle's cancel (and, at the end,
 /// the handle's drop): the handle gets exactly one result, and the ledger adds up.
 #[test]
 fn loom_complete_vs_cancel() {
     model(|| {
         let pool = manual_pool();
-        let mut handle = pool.submit(async { 7 });
-        let mut entry = pool.shared().queue.pop().expect("queued");
-        let worker = thread::spawn(move || {
-            assert!(poll_once(&mut entry).is_ready());
-        });
+        let (mut handle, worker) = run_seven_on_a_worker(&pool);
         handle.cancel();
         worker.join().unwrap();
         let got = handle.try_take().expect("resolved exactly once");
@@ -121,11 +127,7 @@ fn loom_cancel_running_drops_first() {
 fn loom_resolved_handle_is_counted() {
     model(|| {
         let pool = manual_pool();
-        let mut handle = pool.submit(async { 7 });
-        let mut entry = pool.shared().queue.pop().expect("queued");
-        let worker = thread::spawn(move || {
-            assert!(poll_once(&mut entry).is_ready());
-        });
+        let (mut handle, worker) = run_seven_on_a_worker(&pool);
         loop {
             if let Some(got) = handle.try_take() {
                 assert_eq!(got, Ok(7));

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use workerpoolxt::{Builder, Job, JobError, Pool};
+use workerpoolxt::{Builder, Job, JobError, Pool, ResultHandle};
 
 const PROMPT: Duration = Duration::from_secs(2);
 
@@ -318,63 +318,30 @@ fn new_waker_every_poll(returned: Arc<AtomicUsize>) -> impl Fn(workerpoolxt::Box
     }
 }
 
-// The pool's token wakes a running job through the waker of its worker's
-// latest poll, too: the worker keeps one wait on the token for all its jobs,
-// and must move it to a new waker (here every poll has a new one, and old
-// ones wake nothing).
-#[test]
-fn pool_token_wakes_the_latest_poll_of_a_running_job() {
-    let _dog = Watchdog::new(
-        "pool_token_wakes_the_latest_poll_of_a_running_job".into(),
-        HANG_LIMIT,
-    );
-    let returned = Arc::new(AtomicUsize::new(0));
-    let pool = Pool::builder()
-        .max_workers(1)
-        .spawner(new_waker_every_poll(returned.clone()))
-        .build();
-    let (at_poll, polled) = std::sync::mpsc::channel::<usize>();
-    let go_on = Latch::new();
-    let (job_go_on, job_returned) = (go_on.clone(), returned.clone());
-    let (fut, counts) = counted(async move {
-        at_poll.send(job_returned.load(Ordering::SeqCst)).unwrap();
-        job_go_on.wait().await;
-        at_poll.send(job_returned.load(Ordering::SeqCst)).unwrap();
-        std::future::pending::<()>().await;
-    });
-    let h = pool.submit(fut);
-    let wait_returned_past = |n: usize| {
-        let dog = std::time::Instant::now();
-        while returned.load(Ordering::SeqCst) <= n {
-            assert!(dog.elapsed() < PROMPT, "the worker's poll never returned");
-            std::thread::yield_now();
-        }
-    };
-    // First poll: the worker arms its wait on the pool's token.
-    wait_returned_past(polled.recv().unwrap());
-    // Second poll, with a new waker: the wait must follow it.
-    go_on.open();
-    wait_returned_past(polled.recv().unwrap());
-    pool.cancel_token().cancel();
-    let got = futures_lite::future::block_on(within(PROMPT, h));
-    assert_eq!(
-        got,
-        Some(Err(JobError::Cancelled)),
-        "the token woke a stale waker"
-    );
-    assert_eq!(counts.drops(), 1);
-    futures_lite::future::block_on(pool.stop_wait());
-}
-
 // A cancel wakes the job through the waker of its latest poll: on an
 // executor that hands out a new waker per poll and ignores the old ones, a
 // job that was polled twice is still cancelled at once.
 #[test]
 fn cancel_wakes_the_latest_poll_of_a_running_job() {
-    let _dog = Watchdog::new(
-        "cancel_wakes_the_latest_poll_of_a_running_job".into(),
-        HANG_LIMIT,
+    interrupt_wakes_the_latest_poll("cancel_wakes_the_latest_poll_of_a_running_job", |_, h| {
+        h.cancel()
+    });
+}
+
+// The pool's token too: the worker keeps one wait on the token for all its
+// jobs, and must move it to each new waker.
+#[test]
+fn pool_token_wakes_the_latest_poll_of_a_running_job() {
+    interrupt_wakes_the_latest_poll(
+        "pool_token_wakes_the_latest_poll_of_a_running_job",
+        |pool, _| pool.cancel_token().cancel(),
     );
+}
+
+/// Runs a job that the worker polls twice (each poll with a new waker, old
+/// ones waking nothing), then `interrupt`s it: it must end `Cancelled` at once.
+fn interrupt_wakes_the_latest_poll(name: &str, interrupt: impl FnOnce(&Pool, &ResultHandle<()>)) {
+    let _dog = Watchdog::new(name.into(), HANG_LIMIT);
     let returned = Arc::new(AtomicUsize::new(0));
     let pool = Pool::builder()
         .max_workers(1)
@@ -403,12 +370,12 @@ fn cancel_wakes_the_latest_poll_of_a_running_job() {
     // Second poll (woken by the latch): the job waits for ever, with a new waker.
     go_on.open();
     wait_returned_past(polled.recv().unwrap());
-    h.cancel();
+    interrupt(&pool, &h);
     let got = futures_lite::future::block_on(within(PROMPT, h));
     assert_eq!(
         got,
         Some(Err(JobError::Cancelled)),
-        "the cancel woke a stale waker"
+        "the interrupt woke a stale waker"
     );
     assert_eq!(counts.drops(), 1);
     futures_lite::future::block_on(pool.stop_wait());

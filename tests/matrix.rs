@@ -1136,7 +1136,9 @@ fn no_retry_starts_after_the_deadline_passed() {
         "no_retry_starts_after_the_deadline_passed".into(),
         HANG_LIMIT,
     );
-    no_retry_after_the_deadline();
+    // The first attempt fails at t0 + 15 s, the clock jumps to t0 + 20 s once
+    // the deadline timer is armed.
+    no_retry_after_the_deadline(FirstAttempt::SleepsPastTheDeadline);
 }
 
 // The deadline has passed at its very instant: an attempt that fails exactly
@@ -1146,6 +1148,18 @@ fn no_retry_starts_after_the_deadline_passed() {
 #[test]
 fn no_retry_starts_at_the_deadline() {
     let _dog = Watchdog::new("no_retry_starts_at_the_deadline".into(), HANG_LIMIT);
+    no_retry_after_the_deadline(FirstAttempt::SpinsToTheDeadline);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum FirstAttempt {
+    SleepsPastTheDeadline,
+    SpinsToTheDeadline,
+}
+
+/// A job with a 10 s timeout and 3 retries whose first attempt fails after
+/// (or at) its deadline, on the manual clock: one attempt, `TimedOut`.
+fn no_retry_after_the_deadline(first: FirstAttempt) {
     futures_lite::future::block_on(async {
         let clock = WatchedClock::default();
         let pool = builder()
@@ -1162,10 +1176,17 @@ fn no_retry_starts_at_the_deadline() {
                 made.fetch_add(1, Ordering::SeqCst);
                 let clock = clock.clone();
                 async move {
-                    if ctx.attempt() == 1 {
-                        // Inside one poll: no timer is armed meanwhile.
-                        while workerpoolxt::Clock::now(&clock) < deadline {
-                            std::thread::yield_now();
+                    match first {
+                        _ if ctx.attempt() > 1 => {}
+                        FirstAttempt::SleepsPastTheDeadline => {
+                            let at = t0 + Duration::from_secs(15);
+                            workerpoolxt::Clock::sleep_until(&clock, at).await;
+                        }
+                        FirstAttempt::SpinsToTheDeadline => {
+                            // Inside one poll: no timer is armed meanwhile.
+                            while workerpoolxt::Clock::now(&clock) < deadline {
+                                std::thread::yield_now();
+                            }
                         }
                     }
                     Err::<(), _>("fails")
@@ -1176,61 +1197,29 @@ fn no_retry_starts_at_the_deadline() {
             .backoff(Backoff::none())
         };
         let h = pool.submit_job(job);
-        eventually_within(limit(), "the first attempt runs", || {
-            made.load(Ordering::SeqCst) == 1
-        })
-        .await;
-        clock.inner.advance(Duration::from_secs(10));
-        let o = within("handle", h.outcome()).await;
-        assert_eq!(o.result(), Err(&JobError::TimedOut), "{o:?}");
-        assert_eq!(o.attempts(), 1, "an attempt started at the deadline: {o:?}");
-        assert_eq!(made.load(Ordering::SeqCst), 1);
-        pool.stop().await;
-    });
-}
-
-/// A job with a 10 s timeout and 3 retries whose first attempt fails at
-/// t0 + 15 s, after the deadline (t0 + 10 s); the manual clock jumps by 20 s.
-fn no_retry_after_the_deadline() {
-    futures_lite::future::block_on(async {
-        let clock = WatchedClock::default();
-        let pool = builder()
-            .max_workers(1)
-            .clock(clock.clone())
-            .keep_idle_workers()
-            .build();
-        let t0 = clock.inner.now();
-        let made = Arc::new(AtomicUsize::new(0));
-        let job = {
-            let (clock, made) = (clock.clone(), made.clone());
-            Job::new(move |ctx| {
-                made.fetch_add(1, Ordering::SeqCst);
-                let clock = clock.clone();
-                async move {
-                    if ctx.attempt() == 1 {
-                        workerpoolxt::Clock::sleep_until(&clock, t0 + Duration::from_secs(15))
-                            .await;
-                    }
-                    Err::<(), _>("fails")
-                }
-            })
-            .timeout(Duration::from_secs(10))
-            .retry(3)
-            .backoff(Backoff::none())
+        let advance = match first {
+            FirstAttempt::SleepsPastTheDeadline => {
+                eventually_within(limit(), "the deadline timer is armed", || {
+                    clock.was_polled(deadline)
+                })
+                .await;
+                20
+            }
+            FirstAttempt::SpinsToTheDeadline => {
+                eventually_within(limit(), "the first attempt runs", || {
+                    made.load(Ordering::SeqCst) == 1
+                })
+                .await;
+                10
+            }
         };
-        let h = pool.submit_job(job);
-        let deadline = t0 + Duration::from_secs(10);
-        eventually_within(limit(), "the deadline timer is armed", || {
-            clock.was_polled(deadline)
-        })
-        .await;
-        clock.inner.advance(Duration::from_secs(20));
+        clock.inner.advance(Duration::from_secs(advance));
         let o = within("handle", h.outcome()).await;
         assert_eq!(o.result(), Err(&JobError::TimedOut), "{o:?}");
         assert_eq!(
             o.attempts(),
             1,
-            "an attempt started after the deadline: {o:?}"
+            "an attempt started at or after the deadline: {o:?}"
         );
         assert_eq!(made.load(Ordering::SeqCst), 1);
         pool.stop().await;
