@@ -15,7 +15,7 @@ use crate::error::JobError;
 use crate::job::Name;
 use crate::metrics::Final;
 use crate::shared::Shared;
-use crate::sync::{lock, Arc, AtomicU32, AtomicU8, Mutex, Ordering};
+use crate::sync::{spin_wait, Arc, AtomicU32, AtomicU8, Ordering, UnsafeCell};
 
 /// The job was taken by a worker (set once, by the job).
 const STARTED: u8 = 1 << 0;
@@ -33,6 +33,11 @@ pub(crate) const ENTRY_REF: u8 = 1 << 4;
 /// ...and by its handle (cleared once, when the handle is dropped). Whoever
 /// clears the last of the two frees the cell (`src/cell.rs`).
 pub(crate) const HANDLE_REF: u8 = 1 << 5;
+/// The slot's lock: its result, times and wakers are read and written only
+/// while this bit is held (a few instructions at a time, so a waiting side
+/// spins briefly, then yields its thread). Setting `COMPLETE` or `TAKEN`
+/// happens in the same step that releases it.
+const LOCKED: u8 = 1 << 6;
 
 /// The one-shot slot shared by a job and its handle.
 ///
@@ -51,8 +56,15 @@ pub(crate) struct Slot<T, E> {
     pub(crate) name: Option<Name>,
     /// When it was submitted, in nanoseconds since the pool's epoch.
     pub(crate) submitted: u64,
-    inner: Mutex<Inner<T, E>>,
+    /// Guarded by [`LOCKED`] (see [`Slot::locked`]).
+    inner: UnsafeCell<Inner<T, E>>,
 }
+
+// SAFETY: `inner` (which holds `T`, `E` and wakers, all `Send`) is only
+// reached under the `LOCKED` bit of `state`, one thread at a time
+// (`Slot::locked`); everything else in the slot is atomic or immutable.
+#[allow(unsafe_code)]
+unsafe impl<T: Send, E: Send> Sync for Slot<T, E> {}
 
 /// Gives up the cell reference `bit` ([`ENTRY_REF`] or [`HANDLE_REF`]) of
 /// the slot whose state word is `state`; `true` if it was the last one (the
@@ -99,7 +111,7 @@ impl<T, E> Slot<T, E> {
             shared,
             name,
             submitted,
-            inner: Mutex::new(Inner {
+            inner: UnsafeCell::new(Inner {
                 result: None,
                 times: (0, 0),
                 handle_waker: None,
@@ -120,6 +132,30 @@ impl<T, E> Slot<T, E> {
         true
     }
 
+    /// Runs `f` on the slot's guarded fields, under the `LOCKED` bit; sets
+    /// `bits` (unset so far) in the step that releases it.
+    #[allow(unsafe_code)]
+    fn locked<R>(&self, bits: u8, f: impl FnOnce(&mut Inner<T, E>) -> R) -> R {
+        let mut spins = 0;
+        while self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
+            spin_wait(&mut spins);
+        }
+        /// Releases the bit even if `f` unwinds (a waker's clone or drop).
+        struct Unlock<'a>(&'a AtomicU8, u8);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                let prev = self.0.fetch_xor(LOCKED | self.1, Ordering::Release);
+                debug_assert_eq!(prev & (LOCKED | self.1), LOCKED);
+            }
+        }
+        let unlock = Unlock(&self.state, bits);
+        // SAFETY: the `LOCKED` bit is held until `unlock` drops: no other
+        // access to `inner` overlaps this one.
+        let r = self.inner.with_mut(|inner| f(unsafe { &mut *inner }));
+        drop(unlock);
+        r
+    }
+
     /// Whether exactly the references in `refs` own the slot's cell.
     pub(crate) fn owned_by(&self, refs: u8) -> bool {
         self.state.load(Ordering::Acquire) & (ENTRY_REF | HANDLE_REF) == refs
@@ -133,27 +169,25 @@ impl<T, E> Slot<T, E> {
     /// Asks the job to wake `waker` on a cancel. Lost-wake-up free: check
     /// [`cancel_requested`](Self::cancel_requested) after this.
     pub(crate) fn register_task_waker(&self, waker: &Waker) {
-        let mut inner = lock(&self.inner);
-        match &inner.task_waker {
+        self.locked(0, |inner| match &inner.task_waker {
             Some(w) if w.will_wake(waker) => {}
             _ => inner.task_waker = Some(waker.clone()),
-        }
+        });
     }
 
     /// Stores the result and wakes the handle. The final counter is bumped
     /// first: a handle that has resolved is always in the metrics.
     pub(crate) fn complete(&self, result: Result<T, JobError<E>>, record: Record, how: Final) {
         self.shared.counters.count(how);
-        let waker = {
-            let mut inner = lock(&self.inner);
+        self.attempts.store(record.attempts, Ordering::Relaxed);
+        let (waker, task_waker) = self.locked(COMPLETE, |inner| {
             debug_assert!(inner.result.is_none());
             inner.result = Some(result);
             inner.times = (record.queued, record.run);
-            self.attempts.store(record.attempts, Ordering::Relaxed);
-            inner.task_waker = None;
-            self.state.fetch_or(COMPLETE, Ordering::Release);
-            inner.handle_waker.take()
-        };
+            (inner.handle_waker.take(), inner.task_waker.take())
+        });
+        // Dropped and woken outside the lock.
+        drop(task_waker);
         if let Some(w) = waker {
             w.wake();
         }
@@ -194,7 +228,7 @@ impl<T, E> Slot<T, E> {
             self.shared.left_queue();
             self.complete_unstarted(JobError::Cancelled, Final::Cancelled);
         } else {
-            let waker = lock(&self.inner).task_waker.take();
+            let waker = self.locked(0, |inner| inner.task_waker.take());
             if let Some(w) = waker {
                 w.wake();
             }
@@ -202,34 +236,31 @@ impl<T, E> Slot<T, E> {
     }
 
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T, E>>> {
-        let mut inner = lock(&self.inner);
-        if let Some(result) = inner.result.take() {
-            self.state.fetch_or(TAKEN, Ordering::Release);
-            let record = self.record(inner.times);
-            drop(inner);
-            return Poll::Ready(Some(self.outcome(result, record)));
-        }
         if self.is_complete() {
-            // Taken before: a fused handle.
-            return Poll::Ready(None);
+            return Poll::Ready(self.try_take());
         }
-        match &inner.handle_waker {
+        self.locked(0, |inner| match &inner.handle_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => inner.handle_waker = Some(cx.waker().clone()),
+        });
+        // Completed meanwhile: `complete` may have taken the waker before it
+        // was stored, so look again rather than wait for a wake.
+        if self.is_complete() {
+            return Poll::Ready(self.try_take());
         }
         Poll::Pending
     }
 
+    /// The result, if the job is complete and it was not taken yet (a
+    /// terminated handle gives `None`).
     fn try_take(&self) -> Option<Outcome<T, E>> {
-        if !self.is_complete() {
+        let state = self.state.load(Ordering::Acquire);
+        if state & COMPLETE == 0 || state & TAKEN != 0 {
             return None;
         }
-        let mut inner = lock(&self.inner);
-        let result = inner.result.take()?;
-        self.state.fetch_or(TAKEN, Ordering::Release);
-        let record = self.record(inner.times);
-        drop(inner);
-        Some(self.outcome(result, record))
+        let (result, times) = self.locked(TAKEN, |inner| (inner.result.take(), inner.times));
+        let result = result.expect("a complete slot holds its result until taken");
+        Some(self.outcome(result, self.record(times)))
     }
 
     fn is_taken(&self) -> bool {

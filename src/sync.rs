@@ -21,15 +21,13 @@ pub(crate) type JobQueue = crate::queue::Queue;
 pub(crate) type JobQueue = self::loom_queue::Queue<crate::cell::QueueEntry>;
 
 #[cfg(not(workerpoolxt_loom))]
-pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
-    Mutex, MutexGuard,
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 #[cfg(workerpoolxt_loom)]
-pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
-    Mutex, MutexGuard,
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 /// Locks `m`, ignoring poisoning.
@@ -37,10 +35,42 @@ pub(crate) use loom::sync::{
 /// The crate never panics while holding one of its locks (user code is never
 /// called under a lock), so a poisoned lock can only come from a bug that has
 /// already been reported; the data is still consistent.
-pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
+/// An `UnsafeCell` that loom checks: under loom, two overlapping accesses
+/// from different threads fail the model.
+#[cfg(not(workerpoolxt_loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(workerpoolxt_loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer to the value; the caller makes sure no other
+    /// access overlaps.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(workerpoolxt_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// One turn of a short wait for a lock bit held by another thread: spin a
+/// little, then give the thread away.
+pub(crate) fn spin_wait(spins: &mut u32) {
+    #[cfg(workerpoolxt_loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(workerpoolxt_loom))]
+    if *spins < 32 {
+        *spins += 1;
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
     }
 }
 
