@@ -528,3 +528,24 @@ fn loom_cancel_running_vs_queued() {
         assert_eq!(m.cancelled, u64::from(got.is_err()));
     });
 }
+
+/// N = 1: the worker runs a job, finds the queue empty and falls asleep
+/// while a second job is submitted from another thread. The second job runs:
+/// no wake-up is lost between the worker's last look at the queue and its
+/// sleep (the worker re-checks the queue after it starts listening; a
+/// submitter that saw it idle notified a listener that may not exist yet).
+#[test]
+fn loom_submit_vs_worker_falling_asleep() {
+    model(|| {
+        let (pool, spawned) = worker_pool();
+        let mut first = pool.submit(async { 1u32 });
+        let mut worker = the_worker(&spawned);
+        let runner = thread::spawn(move || drive(&mut worker));
+        let mut second = pool.submit(async { 2u32 });
+        assert_eq!(drive(&mut second), Ok(2));
+        assert_eq!(first.try_take(), Some(Ok(1)));
+        drop(pool.stop());
+        runner.join().unwrap();
+        assert!(spawned.lock().unwrap().is_empty(), "a second worker");
+    });
+}
