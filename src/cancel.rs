@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use event_listener::{Event, EventListener};
 use futures_core::future::FusedFuture;
@@ -97,6 +97,7 @@ impl CancelToken {
         Cancelled {
             inner: self.inner.clone(),
             listener: None,
+            armed_for: None,
             done: false,
         }
     }
@@ -150,6 +151,11 @@ impl fmt::Debug for CancelToken {
 pub struct Cancelled {
     inner: Arc<Inner>,
     listener: Option<EventListener>,
+    /// The waker `listener` was last polled with. While polls come with the
+    /// same waker the listener needs no new poll (a poll locks the token's
+    /// list of waiters, which every waiting job shares): a look at the flag
+    /// does, since a cancel sets it before it wakes the waiters.
+    armed_for: Option<Waker>,
     done: bool,
 }
 
@@ -160,18 +166,32 @@ impl Future for Cancelled {
         loop {
             if self.inner.cancelled.load(Ordering::SeqCst) {
                 self.listener = None;
+                self.armed_for = None;
                 self.done = true;
                 return Poll::Ready(());
             }
-            match self.listener.as_mut() {
+            let this = &mut *self;
+            match this.listener.as_mut() {
                 // Listen, then check the flag again before waiting: a cancel
                 // between the check above and the listen is not lost.
-                None => self.listener = Some(self.inner.event.listen()),
+                None => this.listener = Some(this.inner.event.listen()),
+                Some(_)
+                    if this
+                        .armed_for
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker())) =>
+                {
+                    // Registered with this waker already, and the flag (set
+                    // before any wake) was just seen clear.
+                    return Poll::Pending;
+                }
                 Some(l) => {
                     if Pin::new(l).poll(cx).is_pending() {
+                        this.armed_for = Some(cx.waker().clone());
                         return Poll::Pending;
                     }
-                    self.listener = None;
+                    this.listener = None;
+                    this.armed_for = None;
                 }
             }
         }

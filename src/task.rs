@@ -19,7 +19,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use pin_project_lite::pin_project;
@@ -219,11 +219,6 @@ pub(crate) struct WorkerLocal {
     /// The wait for the pool's token, shared by the jobs of this worker that
     /// use it: registered once with the token, not once per job that waits.
     pool_token: Option<Cancelled>,
-    /// The waker `pool_token` was last polled with: while the worker's waker
-    /// stays the same, the registered wait needs no new poll (a poll locks
-    /// the token's list of waiters, shared by every worker), only a look at
-    /// the token (a cancel sets it before it wakes the waiters).
-    armed_for: Option<Waker>,
 }
 
 /// How a running job waits for its deadline.
@@ -615,34 +610,13 @@ impl<B: Body> Task<B> {
         // The pool's token is waited for by the worker (it outlives the
         // job), a job's own token by the job.
         let own_token = this.body.meta().and_then(|m| m.token.as_ref());
-        let token = Self::token(this.body, slot);
-        match (own_token, local) {
-            (None, Some(local)) => {
-                let armed = local.pool_token.is_some()
-                    && local
-                        .armed_for
-                        .as_ref()
-                        .is_some_and(|w| w.will_wake(cx.waker()));
-                if armed {
-                    if token.is_cancelled() {
-                        return Some(Interrupt::Cancelled);
-                    }
-                } else {
-                    let wait = local.pool_token.get_or_insert_with(|| token.cancelled());
-                    if Pin::new(wait).poll(cx).is_ready() {
-                        return Some(Interrupt::Cancelled);
-                    }
-                    local.armed_for = Some(cx.waker().clone());
-                }
-            }
-            _ => {
-                let wait = extra(this.extra)
-                    .token_wait
-                    .get_or_insert_with(|| token.cancelled());
-                if Pin::new(wait).poll(cx).is_ready() {
-                    return Some(Interrupt::Cancelled);
-                }
-            }
+        let wait = match (own_token, local) {
+            (None, Some(local)) => &mut local.pool_token,
+            _ => &mut extra(this.extra).token_wait,
+        };
+        let wait = wait.get_or_insert_with(|| Self::token(this.body, slot).cancelled());
+        if Pin::new(wait).poll(cx).is_ready() {
+            return Some(Interrupt::Cancelled);
         }
         let extra = this.extra.as_mut()?;
         let deadline = extra.deadline?;

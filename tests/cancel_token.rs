@@ -4,6 +4,8 @@
 mod common;
 use common::*;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -310,6 +312,47 @@ rt_test!(
         pool.stop_wait().await;
     }
 );
+
+// cancelled() wakes the waker of its latest poll: polled again with the same
+// waker it only looks at the token; polled with a new one it moves its wait
+// there (the old waker is not the one woken).
+#[test]
+fn cancelled_wakes_the_waker_of_its_latest_poll() {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let counter = || {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    };
+    for move_to_new_waker in [false, true] {
+        let t = CancelToken::new();
+        let mut fut = t.cancelled();
+        let (old, old_w) = counter();
+        let (new, new_w) = counter();
+        let mut poll = |w: &Waker| Pin::new(&mut fut).poll(&mut Context::from_waker(w));
+        assert!(poll(&old_w).is_pending());
+        assert!(poll(&old_w).is_pending());
+        if move_to_new_waker {
+            assert!(poll(&new_w).is_pending());
+        }
+        t.cancel();
+        let (woken, idle) = if move_to_new_waker {
+            (&new, &old)
+        } else {
+            (&old, &new)
+        };
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "the latest waker woken");
+        assert_eq!(idle.0.load(Ordering::SeqCst), 0);
+        assert!(poll(&old_w).is_ready());
+    }
+}
 
 // Debug names the state: whether the token is cancelled.
 #[test]
