@@ -15,6 +15,7 @@ use crate::sync::{AtomicU64, Ordering, Padded};
 /// snapshot is taken):
 ///
 /// `submitted == waiting + running + succeeded + failed + timed_out + cancelled + panicked + stopped + rejected`
+/// (the last seven summed are [`finished`](Metrics::finished))
 ///
 /// The counters are read one by one, so a snapshot taken while jobs move may
 /// be off by the jobs that moved during it. A snapshot costs a few atomic
@@ -63,6 +64,40 @@ pub struct Metrics {
     pub rejected: u64,
     /// Retries: attempts after the first, over all jobs (not a final counter).
     pub retried: u64,
+}
+
+impl Metrics {
+    /// The submissions that have a final outcome: `succeeded + failed +
+    /// timed_out + cancelled + panicked + stopped + rejected`. At a quiet
+    /// point `submitted == waiting + running + finished()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let ok = pool.submit(async { 1 });
+    /// let gone = pool.submit(std::future::pending::<()>());
+    /// gone.cancel();
+    /// assert_eq!(ok.await, Ok(1));
+    /// assert_eq!(gone.await, Err(JobError::Cancelled));
+    /// // A resolved handle is always counted.
+    /// let m = pool.metrics();
+    /// assert_eq!(m.finished(), 2);
+    /// assert_eq!(m.submitted, m.waiting + m.running + m.finished());
+    /// # });
+    /// ```
+    pub fn finished(&self) -> u64 {
+        self.succeeded
+            + self.failed
+            + self.timed_out
+            + self.cancelled
+            + self.panicked
+            + self.stopped
+            + self.rejected
+    }
 }
 
 /// How one job ended, for the counters.

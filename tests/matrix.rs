@@ -591,7 +591,7 @@ fn final_count(m: &Metrics, res: Res) -> u64 {
 fn check_metrics(c: Combo, m: &Metrics, ex: Expect) {
     assert_eq!(m.submitted, 2, "{c:?}: {m:?}");
     assert_eq!((m.waiting, m.running), (0, 0), "{c:?}: {m:?}");
-    assert_eq!(finals(m), m.submitted, "{c:?}: sum rule: {m:?}");
+    assert_eq!(m.finished(), m.submitted, "{c:?}: sum rule: {m:?}");
     let blocker_ok = if ex.res == Res::Ok { 2 } else { 1 };
     assert_eq!(m.succeeded, blocker_ok, "{c:?}: {m:?}");
     assert_eq!(
@@ -1248,7 +1248,7 @@ fn panicking_destructor_of_a_finished_jobs_factory_is_contained() {
         })
         .await;
         let m = pool.metrics();
-        assert_eq!(finals(&m), m.submitted, "sum rule: {m:?}");
+        assert_eq!(m.finished(), m.submitted, "sum rule: {m:?}");
         drop(within("pause", pool.pause()).await);
         assert!(ledger.alive().is_empty(), "the factory was dropped");
         within("stop", pool.stop()).await;
@@ -1323,7 +1323,7 @@ fn cancelled_queued_closure_with_panicking_destructor_is_contained() {
         })
         .await;
         let m = pool.metrics();
-        assert_eq!(finals(&m), m.submitted, "sum rule: {m:?}");
+        assert_eq!(m.finished(), m.submitted, "sum rule: {m:?}");
         assert!(ledger.alive().is_empty());
         within("stop", pool.stop()).await;
     });
@@ -1359,7 +1359,7 @@ fn metrics_count_a_draining_blocking_job_once() {
         let m = pool.metrics();
         assert_eq!(pool.running(), 1, "the slot is held while the closure runs");
         assert_eq!(
-            finals(&m) + m.waiting + m.running,
+            m.finished() + m.waiting + m.running,
             m.submitted,
             "a draining job is counted twice: {m:?}"
         );

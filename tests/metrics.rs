@@ -70,13 +70,7 @@ impl Tally {
     /// Compares the pool's counters with this tally, at a quiet point.
     fn check(&self, m: &Metrics, when: &str) {
         assert_eq!((m.waiting, m.running), (0, 0), "{when}: not quiet: {m:?}");
-        let finals = m.succeeded
-            + m.failed
-            + m.timed_out
-            + m.cancelled
-            + m.panicked
-            + m.stopped
-            + m.rejected;
+        let finals = m.finished();
         assert_eq!(
             m.submitted,
             m.waiting + m.running + finals,

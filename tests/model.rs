@@ -605,7 +605,7 @@ async fn sync(real: &mut Real, model: &Model, step: &str) {
         // Sum rule: each job is in exactly one of waiting, running or a
         // final counter; a draining closure is final (and in `draining`).
         assert_eq!(
-            finals(&m) + m.waiting + m.running,
+            m.finished() + m.waiting + m.running,
             m.submitted,
             "after {step}: sum rule: {m:?}"
         );

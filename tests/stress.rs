@@ -356,7 +356,7 @@ async fn stress(b: Builder) {
     let count = |f: fn(&Kind) -> bool| kinds.iter().filter(|k| f(k)).count() as u64;
     assert_eq!(m.submitted, n as u64, "{m:?}");
     assert_eq!((m.waiting, m.running), (0, 0), "{m:?}");
-    assert_eq!(finals(&m), m.submitted, "sum rule: {m:?}");
+    assert_eq!(m.finished(), m.submitted, "sum rule: {m:?}");
     assert!(m.cancelled <= count(|k| *k == Kind::Cancel), "{m:?}");
     assert!(
         m.timed_out <= count(|k| matches!(k, Kind::Timeout { .. })),

@@ -571,9 +571,3 @@ pub fn blocker(gauge: &Gauge, latch: &Latch) -> impl Future<Output = ()> + Send 
         latch.wait().await;
     }
 }
-
-/// The final counters of a metrics snapshot, summed (the ledger's right side
-/// less `waiting`, `running` and `draining`).
-pub fn finals(m: &workerpoolxt::Metrics) -> u64 {
-    m.succeeded + m.failed + m.timed_out + m.cancelled + m.panicked + m.stopped + m.rejected
-}
