@@ -81,30 +81,34 @@ struct VTable {
 /// The stub's operations: never called, since the queue never hands its
 /// stub out (if a bug ever did, this fails loudly instead of misbehaving).
 static STUB_VTABLE: VTable = VTable {
-    poll_run: stub_poll,
-    abort: stub_op,
-    release_entry: stub_release,
-    free: stub_free,
+    poll_run: no_entry_poll,
+    abort: no_entry_op,
+    release_entry: no_entry_release,
+    free: no_entry_free,
 };
 
-#[cfg(not(workerpoolxt_loom))]
-unsafe fn stub_poll(_: *const Link, _: &mut Context<'_>, _: Option<&mut WorkerLocal>) -> Poll<()> {
-    unreachable!("the queue handed its stub out")
+// The operations of a link that has no queue entry (the queue's stub, or a
+// taskless cell's), which nothing may call.
+
+unsafe fn no_entry_poll(
+    _: *const Link,
+    _: &mut Context<'_>,
+    _: Option<&mut WorkerLocal>,
+) -> Poll<()> {
+    unreachable!("a link without a queue entry was run")
+}
+
+unsafe fn no_entry_op(_: *const Link) {
+    unreachable!("a link without a queue entry was aborted")
+}
+
+unsafe fn no_entry_release(_: *mut Link) -> bool {
+    unreachable!("a link without a queue entry was released")
 }
 
 #[cfg(not(workerpoolxt_loom))]
-unsafe fn stub_op(_: *const Link) {
-    unreachable!("the queue handed its stub out")
-}
-
-#[cfg(not(workerpoolxt_loom))]
-unsafe fn stub_free(_: *mut Link) {
-    unreachable!("the queue handed its stub out")
-}
-
-#[cfg(not(workerpoolxt_loom))]
-unsafe fn stub_release(_: *mut Link) -> bool {
-    unreachable!("the queue handed its stub out")
+unsafe fn no_entry_free(_: *mut Link) {
+    unreachable!("the queue's stub was freed as a cell")
 }
 
 /// The start of every cell whose slot is a `Slot<T, E>`: what the handle
@@ -120,9 +124,9 @@ impl<T: Send, E: Send> CellHead<T, E> {
     /// A cell with a slot and no task, owned by a handle alone (a
     /// submission refused before its job was built).
     const VTABLE: VTable = VTable {
-        poll_run: stub_poll_any,
-        abort: stub_op_any,
-        release_entry: stub_release_any,
+        poll_run: no_entry_poll,
+        abort: no_entry_op,
+        release_entry: no_entry_release,
         free: Self::free,
     };
 
@@ -133,22 +137,6 @@ impl<T: Send, E: Send> CellHead<T, E> {
         // SAFETY: the caller's promise: the pointer is the `Box` made there.
         drop(unsafe { Box::from_raw(link.cast::<Self>()) });
     }
-}
-
-unsafe fn stub_poll_any(
-    _: *const Link,
-    _: &mut Context<'_>,
-    _: Option<&mut WorkerLocal>,
-) -> Poll<()> {
-    unreachable!("a cell without a task has no queue entry")
-}
-
-unsafe fn stub_op_any(_: *const Link) {
-    unreachable!("a cell without a task has no queue entry")
-}
-
-unsafe fn stub_release_any(_: *mut Link) -> bool {
-    unreachable!("a cell without a task has no queue entry")
 }
 
 /// The slot of a job and, until it ends, its task.
