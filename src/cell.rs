@@ -542,18 +542,17 @@ mod owners {
         assert_eq!(handle.try_take(), Some(Err(JobError::Stopped)));
     }
 
+    fn slot_owned_by(pool: &Pool, refs: u8) -> crate::handle::Slot<u32, std::convert::Infallible> {
+        crate::handle::Slot::new(pool.shared().clone(), None, 0, refs)
+    }
+
     /// The constructors refuse a slot with the wrong owners (a cell freed
     /// while an owner the slot does not know about still points to it).
     #[test]
     #[should_panic(expected = "owned by its entry and its handle")]
     fn a_job_cell_needs_both_owners() {
         let pool = parked();
-        let slot = crate::handle::Slot::<u32, std::convert::Infallible>::new(
-            pool.shared().clone(),
-            None,
-            0,
-            super::HANDLE_REF,
-        );
+        let slot = slot_owned_by(&pool, super::HANDLE_REF);
         let task = crate::task::Task::new(
             crate::task::OnceFuture::<std::future::Ready<u32>>::new(),
             Some(crate::task::OkFuture::new(std::future::ready(1u32))),
@@ -565,12 +564,7 @@ mod owners {
     #[should_panic(expected = "its handle's alone")]
     fn a_taskless_cell_is_the_handles_alone() {
         let pool = parked();
-        let slot = crate::handle::Slot::<u32, std::convert::Infallible>::new(
-            pool.shared().clone(),
-            None,
-            0,
-            super::ENTRY_REF | super::HANDLE_REF,
-        );
+        let slot = slot_owned_by(&pool, super::ENTRY_REF | super::HANDLE_REF);
         let _ = super::HandleRef::without_task(slot);
     }
 

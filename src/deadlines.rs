@@ -253,6 +253,13 @@ mod tests {
         (c.clone(), Waker::from(c))
     }
 
+    /// A deadline an hour away, `i` ns after the last one made with a
+    /// smaller `i` (for tests where none may expire).
+    fn at(i: u64) -> Instant {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *BASE.get_or_init(|| Instant::now() + Duration::from_secs(3600)) + Duration::from_nanos(i)
+    }
+
     /// Waits (up to 10 s) until `cond` holds: the timer fires on async-io's
     /// own thread.
     fn eventually(cond: impl Fn() -> bool) -> bool {
@@ -329,8 +336,6 @@ mod tests {
     fn the_heap_is_rebuilt_when_stale_items_are_the_majority() {
         let d = Deadlines::new();
         let (_, w) = counter();
-        let far = Instant::now() + Duration::from_secs(3600);
-        let at = |i: u64| far + Duration::from_nanos(i);
         let mut kept: Vec<_> = (0..100).map(|i| d.register(at(i), &w)).collect();
         for i in 100..110 {
             drop(d.register(at(i), &w));
@@ -349,8 +354,6 @@ mod tests {
     #[test]
     fn the_rebuild_thresholds_are_strict() {
         let (_, w) = counter();
-        let far = Instant::now() + Duration::from_secs(3600);
-        let at = |i: u64| far + Duration::from_nanos(i);
 
         let d = Deadlines::new();
         for i in 0..REBUILD_ABOVE as u64 {
@@ -375,9 +378,8 @@ mod tests {
     fn stale_items_do_not_pile_up() {
         let d = Deadlines::new();
         let (_, w) = counter();
-        let far = Instant::now() + Duration::from_secs(3600);
         for i in 0..10_000u64 {
-            drop(d.register(far + Duration::from_nanos(i), &w));
+            drop(d.register(at(i), &w));
         }
         let inner = lock(&d.inner);
         assert!(
