@@ -1,14 +1,18 @@
-//! A job's slot and its task in one allocation, behind the header that the
-//! queue links. The crate's `unsafe` is here, in `src/queue.rs` (the links)
-//! and in the slot's lock bit (`src/handle.rs`, `Slot::locked`).
+//! A job's slot, its task and then its result, in one allocation behind the
+//! header that the queue links. The crate's `unsafe` is here, in
+//! `src/queue.rs` (the links) and in the slot's lock bit and waker union
+//! (`src/handle.rs`).
 //!
-//! A submitted job needs two things that live for different spans: the task
-//! (the body, its attempts, timers; polled by one worker, dropped when the
-//! job ends) and the slot (the result, read by the handle, possibly much
-//! later). Keeping both in one allocation makes a submit cost one
-//! allocation, and the allocation is usually freed by the thread that made
-//! it (the handle's), instead of being freed across threads. The benchmark W1
-//! (`benches/compare.rs`) is where this shows.
+//! A submitted job needs three things that live for different spans: the
+//! slot (state, times, the handle's waker; read by the handle, possibly much
+//! later), the task (the body, its attempts, timers; polled by one worker,
+//! dropped when the job ends), and the result (written when the task is
+//! gone, read once by the handle). The cell holds the slot, then the task
+//! and the result in the same bytes, one after the other, as `async-task`
+//! does with a future and its output: a submit costs one allocation, a
+//! queued job no more than its task, and the allocation is usually freed by
+//! the thread that made it (the handle's). Benchmarks W1 and W5
+//! (`benches/compare.rs`) are where this shows.
 //!
 //! The cell has exactly two owners, its [`QueueEntry`] and its
 //! [`ResultHandle`](crate::ResultHandle) (through a [`HandleRef`]): two bits
@@ -16,29 +20,36 @@
 //! owner clears its bit once; the one that clears the last frees the cell.
 //!
 //! The task is reached only through the cell's [`QueueEntry`], which is
-//! unique (made once per job, not `Clone`): that is what makes the
-//! `UnsafeCell` sound. The entry is a thin pointer to the cell's [`Link`],
-//! whose vtable knows the cell's type; the queue links cells through it, so
-//! a queued job costs the queue nothing but that pointer. The handle is a
-//! thin pointer too: it reaches the slot through [`CellHead`], the cell's
-//! prefix, whose layout is the same for every body with the same output and
-//! error types.
+//! unique (made once per job, not `Clone`): that is what makes the stage's
+//! `UnsafeCell` sound. The entry drops the task before it stores a result in
+//! its place and publishes it (`STORED`, then `COMPLETE`); from then on only
+//! the handle reads the result, once (`TAKEN`). Results that carry nothing
+//! (`Cancelled`, `TimedOut`, ...) are not stored at all: the slot's state
+//! word names them, which lets a handle resolve while its task still runs (a
+//! draining blocking closure) or without a task (a refused submit).
+//!
+//! The entry is a thin pointer to the cell's [`Link`], whose vtable knows
+//! the cell's type; the queue links cells through it, so a queued job costs
+//! the queue nothing but that pointer. The handle is a thin pointer too: it
+//! reaches the slot through [`CellHead`], the cell's prefix, whose layout is
+//! the same for every job, and the result through the offset in the vtable.
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
-use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicPtr;
 use std::task::{Context, Poll};
 
-use crate::handle::{release_ref, Slot, ENTRY_REF, HANDLE_REF};
-use crate::task::{Body, SlotOf, Task, WorkerLocal};
+use crate::error::JobError;
+use crate::handle::{release_ref, ErrorCode, Slot, ENTRY_REF, HANDLE_REF};
+use crate::task::{Body, Finished, Task, WorkerLocal};
 
-/// The header every job cell starts with: the queue's link, the cell's
-/// type-erased operations, and the job's place in submission order.
+/// The header every job cell starts with: the queue's link and the cell's
+/// type-erased operations.
 ///
 /// The queue (`src/queue.rs`) links cells through `next`; a cell is reached
 /// through a thin `*mut Link` to its start, which `repr(C)` on [`TaskCell`]
@@ -48,8 +59,6 @@ pub(crate) struct Link {
     /// The next queued cell (written by the queue only).
     pub(crate) next: AtomicPtr<Link>,
     vtable: &'static VTable,
-    /// The job's position in submission order (see `Shared::reserve_place`).
-    ticket: usize,
 }
 
 #[cfg(not(workerpoolxt_loom))]
@@ -60,21 +69,20 @@ impl Link {
         Link {
             next: AtomicPtr::new(ptr::null_mut()),
             vtable: &STUB_VTABLE,
-            ticket: usize::MAX,
         }
     }
 }
 
 /// The operations of one cell type.
 struct VTable {
-    /// Polls the task; drops it in place once it is done.
-    poll_run: unsafe fn(*const Link, &mut Context<'_>, Option<&mut WorkerLocal>) -> Poll<()>,
-    /// Ends the task without polling it again; drops it in place.
+    /// Polls the task; once it is done, drops it and stores its result.
+    poll_run: unsafe fn(*const Link, &mut Context<'_>, &mut WorkerLocal) -> Poll<()>,
+    /// Ends the task without polling it again: drops it, stores its result.
     abort: unsafe fn(*const Link),
-    /// Gives up the entry's reference; `true` if it was the last one.
-    release_entry: unsafe fn(*mut Link) -> bool,
     /// Frees the cell (its last owner let go).
     free: unsafe fn(*mut Link),
+    /// Where the stored result starts, from the start of the cell.
+    result_offset: usize,
 }
 
 #[cfg(not(workerpoolxt_loom))]
@@ -83,18 +91,24 @@ struct VTable {
 static STUB_VTABLE: VTable = VTable {
     poll_run: no_entry_poll,
     abort: no_entry_op,
-    release_entry: no_entry_release,
-    free: no_entry_free,
+    free: no_entry_op_mut,
+    result_offset: usize::MAX,
+};
+
+/// A cell with a slot and no task, owned by a handle alone (a submission
+/// refused before its job was built). Its result is never stored (the state
+/// word names it).
+static TASKLESS_VTABLE: VTable = VTable {
+    poll_run: no_entry_poll,
+    abort: no_entry_op,
+    free: free_taskless,
+    result_offset: usize::MAX,
 };
 
 // The operations of a link that has no queue entry (the queue's stub, or a
 // taskless cell's), which nothing may call.
 
-unsafe fn no_entry_poll(
-    _: *const Link,
-    _: &mut Context<'_>,
-    _: Option<&mut WorkerLocal>,
-) -> Poll<()> {
+unsafe fn no_entry_poll(_: *const Link, _: &mut Context<'_>, _: &mut WorkerLocal) -> Poll<()> {
     unreachable!("a link without a queue entry was run")
 }
 
@@ -102,51 +116,47 @@ unsafe fn no_entry_op(_: *const Link) {
     unreachable!("a link without a queue entry was aborted")
 }
 
-unsafe fn no_entry_release(_: *mut Link) -> bool {
-    unreachable!("a link without a queue entry was released")
-}
-
 #[cfg(not(workerpoolxt_loom))]
-unsafe fn no_entry_free(_: *mut Link) {
+unsafe fn no_entry_op_mut(_: *mut Link) {
     unreachable!("the queue's stub was freed as a cell")
 }
 
-/// The start of every cell whose slot is a `Slot<T, E>`: what the handle
-/// sees of its job's cell. `repr(C)` makes it a prefix of [`TaskCell`]: the
-/// same fields in the same order have the same offsets.
+/// # Safety
+///
+/// `link` came from [`HandleRef::without_task`] and no owner is left.
+unsafe fn free_taskless(link: *mut Link) {
+    // SAFETY: the caller's promise: the pointer is the `Box` made there.
+    drop(unsafe { Box::from_raw(link.cast::<CellHead>()) });
+}
+
+/// The start of every cell: what the handle sees of its job's cell.
+/// `repr(C)` makes it a prefix of [`TaskCell`].
 #[repr(C)]
-struct CellHead<T, E> {
+struct CellHead {
     link: Link,
-    slot: Slot<T, E>,
+    slot: Slot,
 }
 
-impl<T: Send, E: Send> CellHead<T, E> {
-    /// A cell with a slot and no task, owned by a handle alone (a
-    /// submission refused before its job was built).
-    const VTABLE: VTable = VTable {
-        poll_run: no_entry_poll,
-        abort: no_entry_op,
-        release_entry: no_entry_release,
-        free: Self::free,
-    };
+/// The result of a job of body `B`.
+type ResultOf<B> = Result<<B as Body>::Output, JobError<<B as Body>::Error>>;
 
-    /// # Safety
-    ///
-    /// `link` came from [`HandleRef::without_task`] and no owner is left.
-    unsafe fn free(link: *mut Link) {
-        // SAFETY: the caller's promise: the pointer is the `Box` made there.
-        drop(unsafe { Box::from_raw(link.cast::<Self>()) });
-    }
+/// The task until it is done, then its result (if it is stored: the slot's
+/// `STORED` bit), in the same bytes (`repr(C)`: both at offset 0).
+#[repr(C)]
+union Stage<B: Body> {
+    task: ManuallyDrop<Task<B>>,
+    result: ManuallyDrop<ResultOf<B>>,
 }
 
-/// The slot of a job and, until it ends, its task.
+/// The slot of a job and its stage.
 #[repr(C)]
 struct TaskCell<B: Body> {
     /// First, so that a pointer to the cell is a pointer to its link.
-    link: Link,
-    slot: SlotOf<B>,
-    /// Touched only by the cell's unique `QueueEntry`.
-    task: UnsafeCell<Option<Task<B>>>,
+    head: CellHead,
+    /// The task: touched only by the cell's unique `QueueEntry`, until it
+    /// drops the task. Then the result, if stored: written by the entry
+    /// before `COMPLETE`, read by the handle after it.
+    stage: UnsafeCell<Stage<B>>,
 }
 
 impl<B: Body> TaskCell<B>
@@ -156,8 +166,8 @@ where
     const VTABLE: VTable = VTable {
         poll_run: Self::poll_run,
         abort: Self::abort,
-        release_entry: Self::release_entry,
         free: Self::free,
+        result_offset: std::mem::offset_of!(TaskCell<B>, stage),
     };
 
     /// The cell `link` starts.
@@ -168,7 +178,7 @@ where
     /// [`QueueEntry::new`] with this `B`, which the vtable guarantees).
     unsafe fn from_link<'a>(link: *const Link) -> &'a Self {
         // SAFETY: the caller's promise; `repr(C)` puts `link` at offset 0,
-        // and the pointer came from `Arc::into_raw` of the whole cell.
+        // and the pointer came from `Box::leak` of the whole cell.
         unsafe { &*link.cast::<Self>() }
     }
 
@@ -176,44 +186,67 @@ where
     ///
     /// # Safety
     ///
-    /// The caller has exclusive access to `task` (it is the cell's entry).
+    /// The caller has exclusive access to the stage (it is the cell's
+    /// entry), and the task was not dropped yet.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn task(&self) -> Pin<&mut Option<Task<B>>> {
-        // SAFETY: exclusive access is the caller's promise. The `Option` sits
-        // inside the `Arc` allocation, which never moves while the cell is
-        // alive, and it is only ever dropped in place (`Pin::set`), never
-        // moved out: the pinning guarantee holds.
-        unsafe { Pin::new_unchecked(&mut *self.task.get()) }
+    unsafe fn task(&self) -> Pin<&mut Task<B>> {
+        // SAFETY: exclusive access and a live task are the caller's promise.
+        // The stage sits inside the boxed cell, which never moves while the
+        // cell is alive, and the task is only ever dropped in place
+        // (`finish`), never moved out: the pinning guarantee holds.
+        unsafe { Pin::new_unchecked(&mut *(*self.stage.get()).task) }
     }
 
-    /// Drops the task in place, containing a panic of its destructor (the
-    /// job's outcome has been decided by then).
-    fn clear(mut task: Pin<&mut Option<Task<B>>>) {
-        let _ = catch_unwind(AssertUnwindSafe(|| task.set(None)));
+    /// Drops the task in place (containing a panic of its destructor: the
+    /// job's outcome has been decided by then), then publishes its result
+    /// (stored in the task's place, unless it carries nothing), if it was
+    /// not published already.
+    ///
+    /// # Safety
+    ///
+    /// As for [`task`](Self::task); the task is not used again.
+    unsafe fn finish(&self, finished: Option<Finished<B>>) {
+        let stage = self.stage.get();
+        // SAFETY: the caller's promise: the entry owns the live task, which
+        // is dropped here once.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut (*stage).task);
+        }));
+        let Some(f) = finished else { return };
+        let code = match &f.result {
+            Ok(_) => None,
+            Err(e) => ErrorCode::of(e),
+        };
+        if code.is_none() {
+            // SAFETY: the task is gone; the stage is the entry's until
+            // `publish` sets `COMPLETE`, after which only the handle reads
+            // the result (once, `TAKEN`) or the last owner drops it (`free`).
+            unsafe { ptr::addr_of_mut!((*stage).result).write(ManuallyDrop::new(f.result)) };
+        }
+        self.head.slot.publish(code, f.record, f.how, f.counted);
     }
 
     /// # Safety
     ///
-    /// Only the cell's `QueueEntry` may call this (through the vtable), and
-    /// never concurrently with `abort`.
+    /// Only the cell's `QueueEntry` may call this (through the vtable), while
+    /// the task is alive, and never concurrently with `abort`.
     unsafe fn poll_run(
         link: *const Link,
         cx: &mut Context<'_>,
-        local: Option<&mut WorkerLocal>,
+        local: &mut WorkerLocal,
     ) -> Poll<()> {
         // SAFETY: the entry holds a reference, so the cell is alive; it is the
         // only caller, so it has exclusive access to the task.
-        let (cell, mut task) = unsafe {
-            let cell = Self::from_link(link);
-            (cell, cell.task())
-        };
-        if let Some(t) = task.as_mut().as_pin_mut() {
-            if t.poll_task(&cell.slot, cx, local).is_pending() {
-                return Poll::Pending;
+        let cell = unsafe { Self::from_link(link) };
+        let task = unsafe { cell.task() };
+        match task.poll_task(&cell.head.slot, cx, local) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(finished) => {
+                // SAFETY: as above; the entry lets go right after.
+                unsafe { cell.finish(finished) };
+                Poll::Ready(())
             }
         }
-        Self::clear(task);
-        Poll::Ready(())
     }
 
     /// # Safety
@@ -221,43 +254,37 @@ where
     /// As for [`poll_run`](Self::poll_run).
     unsafe fn abort(link: *const Link) {
         // SAFETY: as in `poll_run`.
-        let (cell, mut task) = unsafe {
-            let cell = Self::from_link(link);
-            (cell, cell.task())
-        };
-        if let Some(t) = task.as_mut().as_pin_mut() {
-            t.abort(&cell.slot);
-        }
-        Self::clear(task);
+        let cell = unsafe { Self::from_link(link) };
+        let finished = unsafe { cell.task() }.abort(&cell.head.slot);
+        // SAFETY: as in `poll_run`.
+        unsafe { cell.finish(finished) };
     }
 
     /// # Safety
     ///
-    /// Called once, by the cell's entry, for the reference it holds.
-    unsafe fn release_entry(link: *mut Link) -> bool {
-        // SAFETY: the entry's reference keeps the cell alive up to this call;
-        // only the state word is borrowed across it (see `release_ref`).
-        let state = unsafe { &(*link.cast::<Self>()).slot.state };
-        release_ref(state, ENTRY_REF)
-    }
-
-    /// # Safety
-    ///
-    /// `link` came from [`QueueEntry::new`] with this `B`, and no owner is
-    /// left.
+    /// `link` came from [`QueueEntry::new`] with this `B`, the task was
+    /// dropped, and no owner is left.
     unsafe fn free(link: *mut Link) {
         // SAFETY: the caller's promise: the pointer is the `Box` made in
         // `QueueEntry::new`, and nothing else can reach the cell any more.
-        drop(unsafe { Box::from_raw(link.cast::<Self>()) });
+        let mut cell = unsafe { Box::from_raw(link.cast::<Self>()) };
+        if cell.head.slot.stored_and_untaken() {
+            // SAFETY: a stored result that the handle did not take, dropped
+            // once, here (the task was dropped before it was stored).
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                ManuallyDrop::drop(&mut cell.stage.get_mut().result);
+            }));
+        }
+        drop(cell);
     }
 }
 
 /// A job in the queue, then in its worker's hands: the only way to its task.
 ///
-/// Awaiting it runs the job; dropping it before it is done ends the job
-/// without running it further (its handle resolves `Stopped` if nothing else
-/// resolved it). It holds one reference to the cell, as a thin pointer, so
-/// that the queue can link the cell itself.
+/// Running it ([`poll_in`](Self::poll_in)) runs the job; dropping it before
+/// it is done ends the job without running it further (its handle resolves
+/// `Stopped` if nothing else resolved it). It holds one reference to the
+/// cell, as a thin pointer, so that the queue can link the cell itself.
 pub(crate) struct QueueEntry {
     /// `None` once the task is done (the entry then gave its reference up).
     cell: Option<NonNull<Link>>,
@@ -265,8 +292,8 @@ pub(crate) struct QueueEntry {
 
 // SAFETY: the entry owns a reference to a cell whose task is `Send` (only
 // such cells are made, see `new`) and whose slot is `Sync` (atomics and a
-// mutex over `Send` values); the entry is the only way to the task, and the
-// handle side only reaches the slot.
+// lock over a waker); the entry is the only way to the task, and the handle
+// side only reaches the slot and, once published, the result (`Send`).
 unsafe impl Send for QueueEntry {}
 
 impl QueueEntry {
@@ -276,9 +303,8 @@ impl QueueEntry {
     /// `slot` must have been made with both [`ENTRY_REF`] and [`HANDLE_REF`]
     /// (checked).
     pub(crate) fn new<B: Body>(
-        slot: SlotOf<B>,
+        slot: Slot,
         task: Task<B>,
-        ticket: usize,
     ) -> (QueueEntry, HandleRef<B::Output, B::Error>)
     where
         Task<B>: Send,
@@ -288,29 +314,33 @@ impl QueueEntry {
             "a job cell is owned by its entry and its handle"
         );
         let cell = Box::new(TaskCell {
-            link: Link {
-                next: AtomicPtr::new(ptr::null_mut()),
-                vtable: &TaskCell::<B>::VTABLE,
-                ticket,
+            head: CellHead {
+                link: Link {
+                    next: AtomicPtr::new(ptr::null_mut()),
+                    vtable: &TaskCell::<B>::VTABLE,
+                },
+                slot,
             },
-            slot,
-            task: UnsafeCell::new(Some(task)),
+            stage: UnsafeCell::new(Stage {
+                task: ManuallyDrop::new(task),
+            }),
         });
         let link = NonNull::from(Box::leak(cell)).cast::<Link>();
         let entry = QueueEntry { cell: Some(link) };
         let handle = HandleRef {
             link,
-            _slot: PhantomData,
+            _result: PhantomData,
         };
         (entry, handle)
     }
 
-    /// The job's position in submission order.
-    pub(crate) fn ticket(&self) -> usize {
+    /// The low 32 bits of the job's position in submission order (see
+    /// `Shared::full_ticket`).
+    pub(crate) fn ticket(&self) -> u32 {
         match self.cell {
             // SAFETY: the entry's reference keeps the cell alive.
-            Some(link) => unsafe { link.as_ref().ticket },
-            None => usize::MAX,
+            Some(link) => unsafe { head(link.as_ptr()) }.slot.ticket(),
+            None => u32::MAX,
         }
     }
 
@@ -340,33 +370,27 @@ impl QueueEntry {
     fn release(&mut self) {
         if let Some(link) = self.cell.take() {
             // SAFETY: the entry's reference (given up once: `take`) keeps the
-            // cell alive until `release_entry` returns `true`; it is then the
-            // last owner and frees the cell, with the vtable of its type.
+            // cell alive until `release_ref` returns `true`, and only the
+            // state word is borrowed across it; the entry is then the last
+            // owner and frees the cell, with the vtable of its type.
             unsafe {
                 let vtable = link.as_ref().vtable;
-                if (vtable.release_entry)(link.as_ptr()) {
+                if release_ref(&head(link.as_ptr()).slot.state, ENTRY_REF) {
                     (vtable.free)(link.as_ptr());
                 }
             }
         }
     }
-}
 
-impl QueueEntry {
     /// Runs the job as far as it can go, for a worker that keeps `local`
-    /// until the job is done (what [`poll`](Future::poll) keeps in the job
-    /// instead).
-    pub(crate) fn poll_in(
-        &mut self,
-        cx: &mut Context<'_>,
-        local: Option<&mut WorkerLocal>,
-    ) -> Poll<()> {
+    /// from one poll to the next (and from job to job).
+    pub(crate) fn poll_in(&mut self, cx: &mut Context<'_>, local: &mut WorkerLocal) -> Poll<()> {
         let Some(link) = self.cell else {
             return Poll::Ready(());
         };
         // SAFETY: `self` is the cell's unique entry (alive: it holds a
-        // reference), and `&mut self` excludes a concurrent `abort` (which
-        // only runs in `drop`).
+        // reference, and the task lives until the entry lets go), and `&mut
+        // self` excludes a concurrent `abort` (which only runs in `drop`).
         let polled = unsafe { (link.as_ref().vtable.poll_run)(link.as_ptr(), cx, local) };
         if polled.is_ready() {
             self.release();
@@ -375,46 +399,79 @@ impl QueueEntry {
     }
 }
 
-impl Future for QueueEntry {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_in(cx, None)
-    }
-}
-
 impl Drop for QueueEntry {
     fn drop(&mut self) {
         if let Some(link) = self.cell {
-            // SAFETY: `self` is the cell's unique entry, being dropped.
+            // SAFETY: `self` is the cell's unique entry, being dropped, and
+            // its task is alive (the entry lets go as soon as it is done).
             unsafe { (link.as_ref().vtable.abort)(link.as_ptr()) };
             self.release();
         }
     }
 }
 
+/// A queue entry with a worker's state kept across polls, polled as a
+/// future: how tests drive a job by hand.
+#[cfg(all(test, workerpoolxt_loom))]
+pub(crate) struct Driven {
+    entry: QueueEntry,
+    local: WorkerLocal,
+}
+
+#[cfg(all(test, workerpoolxt_loom))]
+impl Driven {
+    pub(crate) fn new(entry: QueueEntry) -> Self {
+        Driven {
+            entry,
+            local: WorkerLocal::default(),
+        }
+    }
+}
+
+#[cfg(all(test, workerpoolxt_loom))]
+impl std::future::Future for Driven {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.entry.poll_in(cx, &mut this.local)
+    }
+}
+
+/// The head of the cell `link` starts.
+///
+/// # Safety
+///
+/// `link` starts a live cell (every cell starts with a [`CellHead`]), and
+/// the reference does not outlive the caller's reference to the cell.
+unsafe fn head<'a>(link: *const Link) -> &'a CellHead {
+    // SAFETY: the caller's promise; `repr(C)` prefixes.
+    unsafe { &*link.cast::<CellHead>() }
+}
+
 /// The handle's reference to its job's cell: a thin pointer, and the
 /// [`HANDLE_REF`] bit of the slot's state.
 pub(crate) struct HandleRef<T, E> {
     link: NonNull<Link>,
-    /// The slot's types; `fn() -> _` keeps the handle `Unpin` whatever
-    /// they are (the slot never moves: it is behind the pointer). Drop
+    /// The result's types; `fn() -> _` keeps the handle `Unpin` whatever
+    /// they are (the cell never moves: it is behind the pointer). Drop
     /// checking needs no marker: the `Drop` impl has no `may_dangle`.
-    _slot: PhantomData<fn() -> (T, E)>,
+    _result: PhantomData<fn() -> (T, E)>,
 }
 
-// SAFETY: the handle side only reaches the slot, which is `Send + Sync` when
-// `T` and `E` are `Send` (atomics, and a mutex over the result); the cell is
+// SAFETY: the handle side reaches the slot, which is `Send + Sync`, and
+// reads the result (`T`, `E`: `Send`) once, through `&mut`; the cell is
 // freed by whichever owner lets go last, on whatever thread.
 unsafe impl<T: Send, E: Send> Send for HandleRef<T, E> {}
-// SAFETY: as for `Send`: `&HandleRef` only gives `&Slot`, which is `Sync`.
+// SAFETY: `&HandleRef` only gives `&Slot`, which is `Sync`; the result is
+// read only through the handle's `&mut` methods.
 unsafe impl<T: Send, E: Send> Sync for HandleRef<T, E> {}
 
 impl<T: Send, E: Send> HandleRef<T, E> {
     /// A cell with only a slot, owned by a handle alone (a submission refused
-    /// before its job was built). `slot` must be owned by [`HANDLE_REF`]
-    /// alone (checked).
-    pub(crate) fn without_task(slot: Slot<T, E>) -> Self {
+    /// before its job was built); `slot` must be owned by [`HANDLE_REF`]
+    /// alone (checked), and complete without a stored result.
+    pub(crate) fn without_task(slot: Slot) -> Self {
         assert!(
             slot.owned_by(HANDLE_REF),
             "a taskless cell is its handle's alone"
@@ -422,25 +479,44 @@ impl<T: Send, E: Send> HandleRef<T, E> {
         let cell = Box::new(CellHead {
             link: Link {
                 next: AtomicPtr::new(ptr::null_mut()),
-                vtable: &CellHead::<T, E>::VTABLE,
-                ticket: usize::MAX,
+                vtable: &TASKLESS_VTABLE,
             },
             slot,
         });
         HandleRef {
             link: NonNull::from(Box::leak(cell)).cast::<Link>(),
-            _slot: PhantomData,
+            _result: PhantomData,
         }
     }
 }
 
 impl<T, E> HandleRef<T, E> {
-    pub(crate) fn slot(&self) -> &Slot<T, E> {
+    pub(crate) fn slot(&self) -> &Slot {
         // SAFETY: the handle's reference keeps the cell alive while `self`
-        // is borrowed; every cell a `HandleRef<T, E>` points to starts with a
-        // `CellHead<T, E>` (a `TaskCell<B>` with `B::Output = T`,
-        // `B::Error = E`, or a `CellHead` itself): `repr(C)` prefixes.
-        unsafe { &self.link.cast::<CellHead<T, E>>().as_ref().slot }
+        // is borrowed.
+        unsafe { &head(self.link.as_ptr()).slot }
+    }
+
+    /// Moves the stored result out of the cell.
+    ///
+    /// # Safety
+    ///
+    /// The slot is complete with a stored result (`STORED`, Acquire-read),
+    /// not taken, and this is called once (the caller marks it `TAKEN`).
+    pub(crate) unsafe fn read_stored(&self) -> Result<T, JobError<E>> {
+        // SAFETY: a stored result sits at the offset the cell's vtable gives,
+        // and has the handle's types: the cell was made by `QueueEntry::new`
+        // for a body with `Output = T`, `Error = E` (a taskless cell never
+        // stores one). It was written before `COMPLETE` and is read once.
+        unsafe {
+            let link = self.link.as_ptr();
+            let offset = (*link).vtable.result_offset;
+            ptr::read(
+                link.cast::<u8>()
+                    .add(offset)
+                    .cast::<Result<T, JobError<E>>>(),
+            )
+        }
     }
 }
 
@@ -453,8 +529,7 @@ impl<T, E> Drop for HandleRef<T, E> {
         // vtable of its own type frees.
         unsafe {
             let vtable = (*link).vtable;
-            let state = &(*link.cast::<CellHead<T, E>>()).slot.state;
-            if release_ref(state, HANDLE_REF) {
+            if release_ref(&head(link).slot.state, HANDLE_REF) {
                 (vtable.free)(link);
             }
         }
@@ -472,18 +547,30 @@ mod sizes {
 
     type Ready = std::future::Ready<u64>;
 
+    /// The size of the cell of a job submitted as `fut`.
+    fn cell_of<F>(_: &F) -> usize
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        size_of::<super::TaskCell<OnceFuture<F>>>()
+    }
+
     #[test]
     fn a_queued_plain_job_stays_small() {
         assert_eq!(size_of::<super::QueueEntry>(), 8);
         assert_eq!(size_of::<crate::ResultHandle<u64>>(), 8);
         assert_eq!(size_of::<crate::JobError>(), 16);
-        assert_eq!(size_of::<Option<Result<u64, crate::JobError>>>(), 16);
-        assert!(size_of::<crate::handle::Slot<u64, std::convert::Infallible>>() <= 96);
+        assert_eq!(size_of::<super::Link>(), 16);
+        // State and ticket, pool, name, submit time, the handle's waker.
+        assert_eq!(size_of::<crate::handle::Slot>(), 48);
         assert!(size_of::<Task<OnceFuture<Ready>>>() <= 40);
-        // One allocation per job, with no `Arc` header and no mutex: 160
-        // bytes, a 176-byte chunk for glibc's malloc (an `async move { i }`
-        // job's cell, W5's, goes from a 192-byte chunk to 176).
-        assert!(size_of::<super::TaskCell<OnceFuture<Ready>>>() <= 160);
+        // One allocation per job, with no `Arc` header, no mutex, and the
+        // result where the task was: 104 bytes, a 112-byte chunk for glibc's
+        // malloc (was 160, a 176-byte chunk). W5's job, `async move { i }`:
+        assert!(size_of::<super::TaskCell<OnceFuture<Ready>>>() <= 104);
+        let i = 7u64;
+        assert!(cell_of(&async move { i }) <= 104);
     }
 }
 
@@ -492,8 +579,6 @@ mod sizes {
 /// (`.ci/run` runs `--lib cell::` under it).
 #[cfg(all(test, not(workerpoolxt_loom)))]
 mod owners {
-    use std::future::Future;
-    use std::pin::Pin;
     use std::task::{Context, Poll, Waker};
 
     use crate::{JobError, Pool};
@@ -509,7 +594,8 @@ mod owners {
 
     fn run(entry: &mut super::QueueEntry) {
         let mut cx = Context::from_waker(Waker::noop());
-        assert_eq!(Pin::new(entry).poll(&mut cx), Poll::Ready(()));
+        let mut local = crate::task::WorkerLocal::default();
+        assert_eq!(entry.poll_in(&mut cx, &mut local), Poll::Ready(()));
     }
 
     #[test]
@@ -542,8 +628,8 @@ mod owners {
         assert_eq!(handle.try_take(), Some(Err(JobError::Stopped)));
     }
 
-    fn slot_owned_by(pool: &Pool, refs: u8) -> crate::handle::Slot<u32, std::convert::Infallible> {
-        crate::handle::Slot::new(pool.shared().clone(), None, 0, refs)
+    fn slot_owned_by(pool: &Pool, refs: u32) -> crate::handle::Slot {
+        crate::handle::Slot::new(pool.shared().clone(), None, 0, 0, refs)
     }
 
     /// The constructors refuse a slot with the wrong owners (a cell freed
@@ -557,7 +643,7 @@ mod owners {
             crate::task::OnceFuture::<std::future::Ready<u32>>::new(),
             Some(crate::task::OkFuture::new(std::future::ready(1u32))),
         );
-        let _ = super::QueueEntry::new(slot, task, 0);
+        let _ = super::QueueEntry::new(slot, task);
     }
 
     #[test]
@@ -565,7 +651,7 @@ mod owners {
     fn a_taskless_cell_is_the_handles_alone() {
         let pool = parked();
         let slot = slot_owned_by(&pool, super::ENTRY_REF | super::HANDLE_REF);
-        let _ = super::HandleRef::without_task(slot);
+        let _ = super::HandleRef::<u32, std::convert::Infallible>::without_task(slot);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -15,56 +16,127 @@ use crate::error::JobError;
 use crate::job::Name;
 use crate::metrics::Final;
 use crate::shared::Shared;
-use crate::sync::{spin_wait, Arc, AtomicU32, AtomicU8, Ordering, UnsafeCell};
+use crate::sync::{spin_wait, Arc, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 /// The job was taken by a worker (set once, by the job).
-const STARTED: u8 = 1 << 0;
+const STARTED: u32 = 1 << 0;
 /// The handle asked for a cancel (set once, by the handle).
-const CANCEL: u8 = 1 << 1;
-/// The outcome is stored (set once, under the lock).
-const COMPLETE: u8 = 1 << 2;
-/// The handle took the outcome (set once, by the handle, under the lock):
-/// the handle is terminated. Kept here rather than in the handle, so a
-/// handle is one pointer wide.
-const TAKEN: u8 = 1 << 3;
+const CANCEL: u32 = 1 << 1;
+/// The outcome is published (set once, in the step that releases the lock).
+const COMPLETE: u32 = 1 << 2;
+/// The handle took the outcome (set once, by the handle): the handle is
+/// terminated. Kept here rather than in the handle, so a handle is one
+/// pointer wide.
+const TAKEN: u32 = 1 << 3;
 /// The job's cell is owned by its queue entry (cleared once, when the entry
 /// lets go)...
-pub(crate) const ENTRY_REF: u8 = 1 << 4;
+pub(crate) const ENTRY_REF: u32 = 1 << 4;
 /// ...and by its handle (cleared once, when the handle is dropped). Whoever
 /// clears the last of the two frees the cell (`src/cell.rs`).
-pub(crate) const HANDLE_REF: u8 = 1 << 5;
-/// The slot's lock: its result, times and wakers are read and written only
-/// while this bit is held (a few instructions at a time, so a waiting side
-/// spins briefly, then yields its thread). Setting `COMPLETE` or `TAKEN`
+pub(crate) const HANDLE_REF: u32 = 1 << 5;
+/// The slot's lock: the handle's waker (then the run time) is read and
+/// written only while this bit is held (a few instructions at a time, so a
+/// waiting side spins briefly, then yields its thread). Setting `COMPLETE`
 /// happens in the same step that releases it.
-const LOCKED: u8 = 1 << 6;
+const LOCKED: u32 = 1 << 6;
+/// The result is in the cell, where the task was (a value, or an error that
+/// carries one). Without it, a complete slot's result is the error that its
+/// [code](ErrorCode) names.
+pub(crate) const STORED: u32 = 1 << 7;
+/// The job never started: no attempt, no run time.
+const UNSTARTED: u32 = 1 << 8;
+/// Where a result's [`ErrorCode`] sits in the state word (three bits).
+const CODE_SHIFT: u32 = 9;
 
-/// The one-shot slot shared by a job and its handle.
+/// The errors that carry nothing, kept in the state word: a job that ends
+/// with one needs no room for its result, so its handle can resolve while
+/// the task still occupies the cell (a draining blocking closure), or
+/// without a task at all (a refused submit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCode {
+    TimedOut = 1,
+    Cancelled = 2,
+    Stopped = 3,
+    QueueFull = 4,
+}
+
+impl ErrorCode {
+    /// The code of `error`, if it carries nothing.
+    pub(crate) fn of<E>(error: &JobError<E>) -> Option<ErrorCode> {
+        match error {
+            JobError::TimedOut => Some(ErrorCode::TimedOut),
+            JobError::Cancelled => Some(ErrorCode::Cancelled),
+            JobError::Stopped => Some(ErrorCode::Stopped),
+            JobError::QueueFull => Some(ErrorCode::QueueFull),
+            JobError::Failed(_) | JobError::Panicked(_) => None,
+        }
+    }
+
+    fn bits(self) -> u32 {
+        (self as u32) << CODE_SHIFT
+    }
+
+    fn error<E>(state: u32) -> JobError<E> {
+        match (state >> CODE_SHIFT) & 0b111 {
+            1 => JobError::TimedOut,
+            2 => JobError::Cancelled,
+            4 => JobError::QueueFull,
+            code => {
+                debug_assert_eq!(code, ErrorCode::Stopped as u32);
+                JobError::Stopped
+            }
+        }
+    }
+}
+
+/// The one-shot slot shared by a job and its handle: the start of the job's
+/// cell, the same for every job (the result itself is stored where the task
+/// was, see `src/cell.rs`).
 ///
 /// Whoever moves the job out of the queue first wins it: the worker that
 /// starts it (`try_start`), the handle that cancels it while queued
 /// (`cancel`), or a stop that drops it unstarted (`try_start` too). Both sides
 /// set their bit with one `fetch_or` and look at the other's bit in the
 /// previous value, so exactly one of them wins.
-pub(crate) struct Slot<T, E> {
+///
+/// Its fields serve one purpose before the outcome is published and another
+/// after, so that a queued job stays small: `aux` holds the queue ticket,
+/// then the attempts; `time` the submit time, then the queue wait; `wait`
+/// the handle's waker, then the run time.
+pub(crate) struct Slot {
     /// Reached without a `&Slot` by [`release_ref`] (see there).
-    pub(crate) state: AtomicU8,
-    /// Attempts made, written before `COMPLETE` is set (beside `state`, in
-    /// what would be padding).
-    attempts: AtomicU32,
+    pub(crate) state: AtomicU32,
+    /// The queue ticket's low 32 bits while the job is queued (see
+    /// `Shared::full_ticket`); the attempts once a started job is complete.
+    /// Written only by the job's entry, which a worker reads the ticket
+    /// through before the job starts.
+    aux: AtomicU32,
     pub(crate) shared: Arc<Shared>,
     pub(crate) name: Option<Name>,
-    /// When it was submitted, in nanoseconds since the pool's epoch.
-    pub(crate) submitted: u64,
+    /// When it was submitted (ns since the pool's epoch); once complete, how
+    /// long it was queued (ns). Written by whoever won the job (`try_start`,
+    /// `cancel`) before `COMPLETE`.
+    time: AtomicU64,
     /// Guarded by [`LOCKED`] (see [`Slot::locked`]).
-    inner: UnsafeCell<Inner<T, E>>,
+    wait: UnsafeCell<Wait>,
 }
 
-// SAFETY: `inner` (which holds `T`, `E` and wakers, all `Send`) is only
-// reached under the `LOCKED` bit of `state`, one thread at a time
-// (`Slot::locked`); everything else in the slot is atomic or immutable.
+/// The handle's waker until the outcome is published; the run time (ns)
+/// after.
+union Wait {
+    waker: ManuallyDrop<Option<Waker>>,
+    run: u64,
+}
+
+// SAFETY: `wait` (a waker, which is `Send + Sync`, or a number) is only
+// reached under the `LOCKED` bit of `state` (or, once `COMPLETE` is set, read
+// alone: nothing writes it any more); everything else in the slot is atomic
+// or immutable.
 #[allow(unsafe_code)]
-unsafe impl<T: Send, E: Send> Sync for Slot<T, E> {}
+unsafe impl Sync for Slot {}
+// SAFETY: as for `Sync`: a waker is `Send`.
+#[allow(unsafe_code)]
+unsafe impl Send for Slot {}
 
 /// Gives up the cell reference `bit` ([`ENTRY_REF`] or [`HANDLE_REF`]) of
 /// the slot whose state word is `state`; `true` if it was the last one (the
@@ -73,14 +145,13 @@ unsafe impl<T: Send, E: Send> Sync for Slot<T, E> {}
 /// Takes the state word alone, not the slot: once the bit is cleared the
 /// other owner may free the cell at any moment, so no reference to the rest
 /// of the slot may be alive across this call (as in `Arc`'s drop).
-pub(crate) fn release_ref(state: &AtomicU8, bit: u8) -> bool {
+pub(crate) fn release_ref(state: &AtomicU32, bit: u32) -> bool {
     let prev = state.fetch_and(!bit, Ordering::AcqRel);
     debug_assert_ne!(prev & bit, 0, "a reference given up twice");
     prev & (ENTRY_REF | HANDLE_REF) == bit
 }
 
-/// How a job went, besides its result: kept small, since every queued job
-/// carries one.
+/// How a job went, besides its result.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Record {
     pub(crate) attempts: u32,
@@ -90,34 +161,34 @@ pub(crate) struct Record {
     pub(crate) run: u64,
 }
 
-struct Inner<T, E> {
-    result: Option<Result<T, JobError<E>>>,
-    /// Queue wait and run time, in ns.
-    times: (u64, u64),
-    /// Woken when the outcome is stored.
-    handle_waker: Option<Waker>,
-    /// Woken when the handle asks for a cancel while the job runs.
-    task_waker: Option<Waker>,
-}
-
-impl<T, E> Slot<T, E> {
+impl Slot {
     /// A slot owned by the references in `refs` ([`ENTRY_REF`],
-    /// [`HANDLE_REF`]).
-    pub(crate) fn new(shared: Arc<Shared>, name: Option<Name>, submitted: u64, refs: u8) -> Self {
+    /// [`HANDLE_REF`]), for a job submitted at `submitted` with queue
+    /// ticket `ticket`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        name: Option<Name>,
+        submitted: u64,
+        ticket: usize,
+        refs: u32,
+    ) -> Self {
         debug_assert_eq!(refs & !(ENTRY_REF | HANDLE_REF), 0);
         Slot {
-            state: AtomicU8::new(refs),
-            attempts: AtomicU32::new(0),
+            state: AtomicU32::new(refs),
+            // Truncated on purpose: see `Shared::full_ticket`.
+            aux: AtomicU32::new(ticket as u32),
             shared,
             name,
-            submitted,
-            inner: UnsafeCell::new(Inner {
-                result: None,
-                times: (0, 0),
-                handle_waker: None,
-                task_waker: None,
+            time: AtomicU64::new(submitted),
+            wait: UnsafeCell::new(Wait {
+                waker: ManuallyDrop::new(None),
             }),
         }
+    }
+
+    /// The low 32 bits of the job's queue ticket (valid until it starts).
+    pub(crate) fn ticket(&self) -> u32 {
+        self.aux.load(Ordering::Relaxed)
     }
 
     /// Takes the job out of the queue to run it. `false` if the handle
@@ -132,16 +203,27 @@ impl<T, E> Slot<T, E> {
         true
     }
 
-    /// Runs `f` on the slot's guarded fields, under the `LOCKED` bit; sets
-    /// `bits` (unset so far) in the step that releases it.
+    /// When the job was submitted, in ns since the pool's epoch (valid until
+    /// it is complete).
+    pub(crate) fn submitted(&self) -> u64 {
+        self.time.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the slot's guarded field, under the `LOCKED` bit, with the
+    /// state word as it was when the lock was taken; sets `bits` (unset so
+    /// far) in the step that releases it.
     #[allow(unsafe_code)]
-    fn locked<R>(&self, bits: u8, f: impl FnOnce(&mut Inner<T, E>) -> R) -> R {
+    fn locked<R>(&self, bits: u32, f: impl FnOnce(&mut Wait, u32) -> R) -> R {
         let mut spins = 0;
-        while self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
+        let state = loop {
+            let prev = self.state.fetch_or(LOCKED, Ordering::Acquire);
+            if prev & LOCKED == 0 {
+                break prev;
+            }
             spin_wait(&mut spins);
-        }
+        };
         /// Releases the bit even if `f` unwinds (a waker's clone or drop).
-        struct Unlock<'a>(&'a AtomicU8, u8);
+        struct Unlock<'a>(&'a AtomicU32, u32);
         impl Drop for Unlock<'_> {
             fn drop(&mut self) {
                 let prev = self.0.fetch_xor(LOCKED | self.1, Ordering::Release);
@@ -150,14 +232,14 @@ impl<T, E> Slot<T, E> {
         }
         let unlock = Unlock(&self.state, bits);
         // SAFETY: the `LOCKED` bit is held until `unlock` drops: no other
-        // access to `inner` overlaps this one.
-        let r = self.inner.with_mut(|inner| f(unsafe { &mut *inner }));
+        // access to `wait` overlaps this one.
+        let r = self.wait.with_mut(|wait| f(unsafe { &mut *wait }, state));
         drop(unlock);
         r
     }
 
     /// Whether exactly the references in `refs` own the slot's cell.
-    pub(crate) fn owned_by(&self, refs: u8) -> bool {
+    pub(crate) fn owned_by(&self, refs: u32) -> bool {
         self.state.load(Ordering::Acquire) & (ENTRY_REF | HANDLE_REF) == refs
     }
 
@@ -166,51 +248,66 @@ impl<T, E> Slot<T, E> {
         self.state.load(Ordering::Acquire) & CANCEL != 0
     }
 
-    /// Asks the job to wake `waker` on a cancel. Lost-wake-up free: check
-    /// [`cancel_requested`](Self::cancel_requested) after this.
-    pub(crate) fn register_task_waker(&self, waker: &Waker) {
-        self.locked(0, |inner| match &inner.task_waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => inner.task_waker = Some(waker.clone()),
-        });
+    /// The state word, for the cell's owners (which frees what).
+    pub(crate) fn stored_and_untaken(&self) -> bool {
+        self.state.load(Ordering::Acquire) & (STORED | TAKEN) == STORED
     }
 
-    /// Stores the result and wakes the handle. The final counter is bumped
-    /// first: a handle that has resolved is always in the metrics.
-    pub(crate) fn complete(&self, result: Result<T, JobError<E>>, record: Record, how: Final) {
+    /// Publishes the outcome: the error named by `code`, or (`None`) the
+    /// result stored in the cell just before. The final counter is bumped
+    /// first, then the job leaves `running` if it was `counted` there: a
+    /// handle that has resolved is always in the metrics, and a reader that
+    /// sees `running` drop sees the final count too.
+    #[allow(unsafe_code)]
+    pub(crate) fn publish(
+        &self,
+        code: Option<ErrorCode>,
+        record: Record,
+        how: Final,
+        counted: bool,
+    ) {
         self.shared.counters.count(how);
-        self.attempts.store(record.attempts, Ordering::Relaxed);
-        let (waker, task_waker) = self.locked(COMPLETE, |inner| {
-            debug_assert!(inner.result.is_none());
-            inner.result = Some(result);
-            inner.times = (record.queued, record.run);
-            (inner.handle_waker.take(), inner.task_waker.take())
+        if counted {
+            self.shared.job_ended();
+        }
+        let unstarted = record.attempts == 0;
+        self.time.store(record.queued, Ordering::Relaxed);
+        if !unstarted {
+            // The ticket is no longer read: the job started.
+            self.aux.store(record.attempts, Ordering::Relaxed);
+        }
+        let bits = match code {
+            Some(code) => code.bits(),
+            None => STORED,
+        } | if unstarted { UNSTARTED } else { 0 };
+        let waker = self.locked(COMPLETE | bits, |wait, state| {
+            debug_assert_eq!(state & COMPLETE, 0, "published twice");
+            // SAFETY: before `COMPLETE` the union holds the waker; it is
+            // taken out before the run time overwrites it.
+            unsafe {
+                let waker = ManuallyDrop::take(&mut wait.waker);
+                wait.run = record.run;
+                waker
+            }
         });
-        // Dropped and woken outside the lock.
-        drop(task_waker);
+        // Woken outside the lock.
         if let Some(w) = waker {
             w.wake();
         }
     }
 
-    /// Resolves a job that never ran with `error`.
-    pub(crate) fn complete_unstarted(&self, error: JobError<E>, how: Final) {
-        let record = Record {
+    /// The record of a job that leaves the queue unstarted now.
+    pub(crate) fn unstarted_record(&self) -> Record {
+        Record {
             attempts: 0,
-            queued: self.shared.now_ns().saturating_sub(self.submitted),
+            queued: self.shared.now_ns().saturating_sub(self.submitted()),
             run: 0,
-        };
-        self.complete(Err(error), record, how);
+        }
     }
 
-    fn outcome(&self, result: Result<T, JobError<E>>, record: Record) -> Outcome<T, E> {
-        Outcome {
-            name: self.name.clone(),
-            duration: Duration::from_nanos(record.run),
-            queued: Duration::from_nanos(record.queued),
-            attempts: record.attempts,
-            result,
-        }
+    /// Resolves a job that never ran with `error`, at once.
+    pub(crate) fn complete_unstarted(&self, error: ErrorCode, how: Final) {
+        self.publish(Some(error), self.unstarted_record(), how, false);
     }
 
     fn is_complete(&self) -> bool {
@@ -226,53 +323,77 @@ impl<T, E> Slot<T, E> {
             // Still queued: the job will never start. Resolve it here, at once,
             // rather than when a worker reaches it in the queue.
             self.shared.left_queue();
-            self.complete_unstarted(JobError::Cancelled, Final::Cancelled);
+            self.complete_unstarted(ErrorCode::Cancelled, Final::Cancelled);
         } else {
-            let waker = self.locked(0, |inner| inner.task_waker.take());
-            if let Some(w) = waker {
-                w.wake();
-            }
+            // Running: its worker looks at the `CANCEL` bit when woken.
+            self.shared.watchers.wake_all();
         }
     }
 
-    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T, E>>> {
-        if self.is_complete() {
-            return Poll::Ready(self.try_take());
-        }
-        self.locked(0, |inner| match &inner.handle_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => inner.handle_waker = Some(cx.waker().clone()),
+    #[allow(unsafe_code)]
+    fn register(&self, cx: &mut Context<'_>) {
+        self.locked(0, |wait, state| {
+            if state & COMPLETE != 0 {
+                // The union holds the run time now.
+                return;
+            }
+            // SAFETY: before `COMPLETE` the union holds the waker.
+            let waker = unsafe { &mut *wait.waker };
+            match waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
         });
-        // Completed meanwhile: `complete` may have taken the waker before it
-        // was stored, so look again rather than wait for a wake.
-        if self.is_complete() {
-            return Poll::Ready(self.try_take());
-        }
-        Poll::Pending
     }
 
     /// The result, if the job is complete and it was not taken yet (a
-    /// terminated handle gives `None`).
-    fn try_take(&self) -> Option<Outcome<T, E>> {
+    /// terminated handle gives `None`). `stored` reads a stored result out
+    /// of the cell; it is called at most once per slot (the handle's
+    /// methods that take are `&mut self`, and `TAKEN` is set after).
+    #[allow(unsafe_code)]
+    fn take<T, E>(&self, stored: impl FnOnce() -> Result<T, JobError<E>>) -> Option<Outcome<T, E>> {
         let state = self.state.load(Ordering::Acquire);
         if state & COMPLETE == 0 || state & TAKEN != 0 {
             return None;
         }
-        let (result, times) = self.locked(TAKEN, |inner| (inner.result.take(), inner.times));
-        let result = result.expect("a complete slot holds its result until taken");
-        Some(self.outcome(result, self.record(times)))
+        let result = if state & STORED != 0 {
+            stored()
+        } else {
+            Err(ErrorCode::error(state))
+        };
+        self.state.fetch_or(TAKEN, Ordering::Release);
+        let started = state & UNSTARTED == 0;
+        // SAFETY: `COMPLETE` was set (Acquire above) in the step that wrote
+        // the run time under the lock; nothing writes it after.
+        let run = self.wait.with_mut(|wait| unsafe { (*wait).run });
+        Some(Outcome {
+            name: self.name.clone(),
+            duration: Duration::from_nanos(if started { run } else { 0 }),
+            queued: Duration::from_nanos(self.time.load(Ordering::Relaxed)),
+            attempts: if started {
+                self.aux.load(Ordering::Relaxed)
+            } else {
+                0
+            },
+            result,
+        })
     }
 
     fn is_taken(&self) -> bool {
         self.state.load(Ordering::Acquire) & TAKEN != 0
     }
+}
 
-    /// The record of a completed job (read under the lock that stored it).
-    fn record(&self, (queued, run): (u64, u64)) -> Record {
-        Record {
-            attempts: self.attempts.load(Ordering::Relaxed),
-            queued,
-            run,
+impl Drop for Slot {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            // Never published (only if building its cell failed): the union
+            // still holds the waker.
+            // SAFETY: before `COMPLETE` the union holds the waker, dropped
+            // here once.
+            self.wait
+                .with_mut(|wait| unsafe { ManuallyDrop::drop(&mut (*wait).waker) });
         }
     }
 }
@@ -326,8 +447,31 @@ impl<T, E> ResultHandle<T, E> {
         ResultHandle { cell }
     }
 
-    fn slot(&self) -> &Slot<T, E> {
+    fn slot(&self) -> &Slot {
         self.cell.slot()
+    }
+
+    /// The outcome, if the job is complete and it was not taken yet.
+    #[allow(unsafe_code)]
+    fn take(&mut self) -> Option<Outcome<T, E>> {
+        let cell = &self.cell;
+        // SAFETY: `Slot::take` calls this at most once, only when the result
+        // is stored and not taken, and marks it taken right after; `&mut
+        // self` keeps another take of this handle from overlapping.
+        cell.slot().take(|| unsafe { cell.read_stored() })
+    }
+
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcome<T, E>>> {
+        if self.slot().is_complete() {
+            return Poll::Ready(self.take());
+        }
+        self.slot().register(cx);
+        // Completed meanwhile: the publish may have taken the waker before it
+        // was stored, so look again rather than wait for a wake.
+        if self.slot().is_complete() {
+            return Poll::Ready(self.take());
+        }
+        Poll::Pending
     }
 
     /// Cancels the job.
@@ -388,7 +532,7 @@ impl<T, E> ResultHandle<T, E> {
     /// # });
     /// ```
     pub fn try_take(&mut self) -> Option<Result<T, JobError<E>>> {
-        self.slot().try_take().map(|o| o.result)
+        self.take().map(|o| o.result)
     }
 
     /// Blocks the calling thread until the job finishes, and returns its result.
@@ -443,7 +587,7 @@ impl<T, E> ResultHandle<T, E> {
     }
 
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
-        match self.slot().poll_take(cx) {
+        match self.poll_take(cx) {
             Poll::Ready(Some(outcome)) => Poll::Ready(outcome),
             // Taken before: a terminated (fused) handle stays pending.
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
@@ -500,7 +644,7 @@ impl<T, E> OutcomeFuture<T, E> {
 
     /// Takes the outcome if the job has finished, without waiting.
     pub fn try_take(&mut self) -> Option<Outcome<T, E>> {
-        self.handle.slot().try_take()
+        self.handle.take()
     }
 
     /// Blocks the calling thread until the job finishes; see [`ResultHandle::wait`].

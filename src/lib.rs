@@ -131,6 +131,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+mod attempt;
 mod cancel;
 mod cell;
 #[cfg(not(workerpoolxt_loom))]
@@ -151,6 +152,7 @@ mod shared;
 mod sync;
 mod task;
 mod trace;
+mod watch;
 mod worker;
 
 pub use crate::cancel::{CancelToken, Cancelled};

@@ -18,6 +18,7 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
+use crate::cell::Driven;
 use crate::{BoxFuture, Clock, Job, JobError, Pool};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -56,7 +57,7 @@ fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 /// Submits `async { 7 }` and runs it to completion on a new loom thread.
 fn run_seven_on_a_worker(pool: &Pool) -> (crate::ResultHandle<i32>, thread::JoinHandle<()>) {
     let handle = pool.submit(async { 7 });
-    let mut entry = pool.shared().queue.pop().expect("queued");
+    let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
     let worker = thread::spawn(move || {
         assert!(poll_once(&mut entry).is_ready());
     });
@@ -101,7 +102,7 @@ fn loom_cancel_running_drops_first() {
             let _guard = guard;
             std::future::pending::<()>().await;
         });
-        let mut entry = pool.shared().queue.pop().expect("queued");
+        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
         assert!(poll_once(&mut entry).is_pending());
         let canceller = thread::spawn(move || {
             handle.cancel();
@@ -116,6 +117,26 @@ fn loom_cancel_running_drops_first() {
         let mut handle = canceller.join().unwrap();
         worker.join().unwrap();
         assert!(dropped.load(Ordering::SeqCst));
+        assert_eq!(handle.try_take(), Some(Err(JobError::Cancelled)));
+    });
+}
+
+/// A running job that waits is woken by its handle's cancel, whether the
+/// cancel comes before, while or after its worker registers for it
+/// (`src/watch.rs`): the worker waits for a wake-up between polls, so a lost
+/// one fails the model.
+#[test]
+fn loom_cancel_wakes_the_waiting_job() {
+    model(|| {
+        let pool = manual_pool();
+        let handle = pool.submit(std::future::pending::<()>());
+        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
+        let canceller = thread::spawn(move || {
+            handle.cancel();
+            handle
+        });
+        drive(&mut entry);
+        let mut handle = canceller.join().unwrap();
         assert_eq!(handle.try_take(), Some(Err(JobError::Cancelled)));
     });
 }
@@ -194,7 +215,7 @@ fn loom_complete_vs_handle_drop() {
         }
         let out = Output(drops.clone());
         let handle = pool.submit(async move { out });
-        let mut entry = pool.shared().queue.pop().expect("queued");
+        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
         let worker = thread::spawn(move || {
             assert!(poll_once(&mut entry).is_ready());
         });
@@ -217,7 +238,8 @@ fn loom_submitter_and_worker() {
         let submitter = thread::spawn(move || other.submit(async { 3 }));
         let shared = pool.shared().clone();
         let worker = thread::spawn(move || loop {
-            if let Ok(mut entry) = shared.queue.pop() {
+            if let Ok(entry) = shared.queue.pop() {
+                let mut entry = Driven::new(entry);
                 assert!(poll_once(&mut entry).is_ready());
                 return;
             }
@@ -430,7 +452,7 @@ fn loom_complete_vs_timer() {
         })
         .timeout(Duration::from_secs(1));
         let mut handle = pool.submit_job(job);
-        let mut entry = pool.shared().queue.pop().expect("queued");
+        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
         let worker = thread::spawn(move || drive(&mut entry));
         // The timer: the deadline passes (if the job has started by now).
         clock.advance();

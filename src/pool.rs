@@ -12,8 +12,8 @@ use futures_core::future::FusedFuture;
 
 use crate::cancel::CancelToken;
 use crate::cell::{HandleRef, QueueEntry};
-use crate::error::{ConfigError, JobError, SubmitError, TrySubmitError};
-use crate::handle::{ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
+use crate::error::{ConfigError, SubmitError, TrySubmitError};
+use crate::handle::{ErrorCode, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
 use crate::job::{Job, Name};
 use crate::metrics::{Final, Metrics};
 use crate::options::Options;
@@ -342,10 +342,16 @@ impl Pool {
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
         let submitted = shared.now_ns();
-        let slot = Slot::new(shared.clone(), name, submitted, ENTRY_REF | HANDLE_REF);
-        let (task, cell) = QueueEntry::new(slot, Task::new(body, first), ticket);
+        let slot = Slot::new(
+            shared.clone(),
+            name,
+            submitted,
+            ticket,
+            ENTRY_REF | HANDLE_REF,
+        );
+        let (task, cell) = QueueEntry::new(slot, Task::new(body, first));
         let handle = ResultHandle::new(cell);
-        if let Err(task) = shared.push(task, submitted) {
+        if let Err(task) = shared.push(task, ticket, submitted) {
             // Stopped between the admission and the push: dropping the
             // unstarted task resolves its handle `Stopped`.
             drop(task);
@@ -367,10 +373,10 @@ impl Pool {
             Err(why) => {
                 drop(input);
                 let shared = self.shared();
-                let slot = Slot::new(shared.clone(), name, shared.now_ns(), HANDLE_REF);
+                let slot = Slot::new(shared.clone(), name, shared.now_ns(), 0, HANDLE_REF);
                 let (err, how) = match why {
-                    Refused::Full => (JobError::QueueFull, Final::Rejected),
-                    Refused::Stopped => (JobError::Stopped, Final::Stopped),
+                    Refused::Full => (ErrorCode::QueueFull, Final::Rejected),
+                    Refused::Stopped => (ErrorCode::Stopped, Final::Stopped),
                 };
                 slot.complete_unstarted(err, how);
                 ResultHandle::new(HandleRef::without_task(slot))

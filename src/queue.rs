@@ -349,7 +349,7 @@ mod tests {
         assert!(q.is_empty());
         let handles: Vec<_> = (0..5u32).map(|i| pool.submit(async move { i })).collect();
         assert!(!q.is_empty());
-        let tickets: Vec<usize> = (0..5).map(|_| q.pop().expect("queued").ticket()).collect();
+        let tickets: Vec<u32> = (0..5).map(|_| q.pop().expect("queued").ticket()).collect();
         assert_eq!(tickets, vec![0, 1, 2, 3, 4]);
         assert!(q.is_empty());
         assert!(q.pop().is_err());
@@ -459,7 +459,7 @@ mod tests {
         }
         let total = producers as usize * PER_THREAD;
         assert_eq!(all.len(), total, "every job popped once");
-        assert_eq!(all.iter().max(), Some(&(total - 1)));
+        assert_eq!(all.iter().max(), Some(&(total as u32 - 1)));
         assert!(handles
             .into_iter()
             .all(|mut h| h.try_take() == Some(Err(JobError::Stopped))));

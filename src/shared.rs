@@ -35,6 +35,7 @@ use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
 use crate::runtime::{clock_hint, SharedClock, Sleep, Spawner};
 use crate::sync::{Arc, AtomicU64, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
+use crate::watch::Watchers;
 use crate::worker;
 
 /// How many queued jobs make a submit find another worker even while one
@@ -129,6 +130,8 @@ pub(crate) struct Shared {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) default_options: Option<Options>,
     pub(crate) token: CancelToken,
+    /// The workers' wakers, for cancels of running jobs (`src/watch.rs`).
+    pub(crate) watchers: Watchers,
     /// The running jobs' deadlines under one timer (system clock only).
     #[cfg(not(workerpoolxt_loom))]
     pub(crate) deadlines: Option<Arc<Deadlines>>,
@@ -186,6 +189,7 @@ impl Shared {
             default_timeout: c.default_timeout,
             default_options: c.default_options,
             token: c.token,
+            watchers: Watchers::default(),
             #[cfg(not(workerpoolxt_loom))]
             deadlines: c.system_clock.then(Deadlines::new),
         }
@@ -333,9 +337,9 @@ impl Shared {
     pub(crate) fn push(
         self: &Arc<Self>,
         task: QueueEntry,
+        ticket: usize,
         submitted: u64,
     ) -> Result<(), QueueEntry> {
-        let ticket = task.ticket();
         let was_empty = self.queue.push(task)?;
         let search = self.searching.load(Ordering::SeqCst);
         if search == NO_SEARCH {
@@ -492,6 +496,17 @@ impl Shared {
         if was == 1 && self.paused.load(Ordering::SeqCst) > 0 {
             self.quiet.notify(usize::MAX);
         }
+    }
+
+    /// The whole ticket of a queued job from the low 32 bits its cell keeps
+    /// (`Slot::ticket`): the latest ticket handed out, less the distance
+    /// between the two in 32 bits. Exact while fewer than 2³² jobs were
+    /// submitted since this one, which holds for any job still queued or
+    /// held by a pause (those later jobs are queued behind it, and 2³² of
+    /// them would need hundreds of GiB).
+    pub(crate) fn full_ticket(&self, low: u32) -> usize {
+        let latest = self.enqueued.load(Ordering::SeqCst).wrapping_sub(1);
+        latest.wrapping_sub((latest as u32).wrapping_sub(low) as usize)
     }
 
     /// Whether a pause holds back the job with queue ticket `ticket`: a

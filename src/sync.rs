@@ -30,11 +30,24 @@ pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
+#[cfg(not(workerpoolxt_loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(workerpoolxt_loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
 /// Locks `m`, ignoring poisoning.
 ///
-/// The crate never panics while holding one of its locks (user code is never
-/// called under a lock), so a poisoned lock can only come from a bug that has
-/// already been reported; the data is still consistent.
+/// The only user code ever called under one of the crate's locks is a
+/// waker's `clone` or `drop`; a panic there leaves the data consistent (the
+/// waker is replaced whole or not at all), so a poisoned lock is used as is.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// An `UnsafeCell` that loom checks: under loom, two overlapping accesses
 /// from different threads fail the model.
 #[cfg(not(workerpoolxt_loom))]

@@ -24,14 +24,16 @@ use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
+use crate::attempt::{Attempt, AttemptSlot};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::error::{JobError, Panic};
-use crate::handle::{Record, Slot};
+use crate::handle::{ErrorCode, Record, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
 use crate::runtime::{unblock, Sleep};
-use crate::sync::Ordering;
+use crate::sync::{Arc, Ordering};
 use crate::trace::Trace;
+use crate::watch::Watch;
 
 /// What a task runs: one attempt at a time.
 pub(crate) trait Body: Send + 'static {
@@ -177,6 +179,26 @@ impl Interrupt {
             Interrupt::TimedOut => (JobError::TimedOut, Final::TimedOut),
         }
     }
+
+    fn code(self) -> (ErrorCode, Final) {
+        match self {
+            Interrupt::Cancelled => (ErrorCode::Cancelled, Final::Cancelled),
+            Interrupt::TimedOut => (ErrorCode::TimedOut, Final::TimedOut),
+        }
+    }
+}
+
+/// The task's attempt, from its projection: `Pin<&mut Option<_>>` as
+/// [`Attempt`] (the flag and the slot are only changed through it).
+macro_rules! attempt {
+    ($this:expr) => {{
+        #[allow(unsafe_code)]
+        // SAFETY: `has_attempt` is the flag of `attempt`, kept by `Attempt`
+        // alone (set in `Task::new` from the slot's own answer).
+        unsafe {
+            Attempt::new(&mut *$this.has_attempt, $this.attempt.as_mut())
+        }
+    }};
 }
 
 pin_project! {
@@ -189,6 +211,8 @@ pin_project! {
         // resolves.
         counted_running: bool,
         deadline_passed: bool,
+        // Whether `attempt` holds one (see `src/attempt.rs`).
+        has_attempt: bool,
         attempts: u32,
         // First start, in ns since the pool's epoch.
         started: u64,
@@ -197,7 +221,14 @@ pin_project! {
         extra: Option<Box<Extra>>,
         trace: Trace,
         #[pin]
-        attempt: Option<B::Attempt>,
+        attempt: AttemptSlot<B::Attempt>,
+    }
+
+    impl<B: Body> PinnedDrop for Task<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            attempt!(this).drop_in_place();
+        }
     }
 }
 
@@ -213,13 +244,43 @@ struct Extra {
     ctx: Option<JobContext>,
 }
 
-/// What a worker keeps from one job to the next.
+/// What a worker keeps from one job to the next (one pool's worker: it is
+/// never used with the jobs of another pool).
 #[derive(Default)]
 pub(crate) struct WorkerLocal {
     /// The wait for the pool's token, shared by the jobs of this worker that
     /// use it: registered once with the token, not once per job that waits.
     pool_token: Option<Cancelled>,
+    /// Where a handle's cancel wakes the job this worker runs (see
+    /// `src/watch.rs`).
+    watch: Option<Arc<Watch>>,
 }
+
+/// A job that is done, with a result to publish once its task is dropped
+/// (see `src/cell.rs`). `None` instead if it was published already (a
+/// drained blocking closure, a job cancelled in the queue).
+pub(crate) struct Finished<B: Body> {
+    pub(crate) result: Result<B::Output, JobError<B::Error>>,
+    pub(crate) record: Record,
+    pub(crate) how: Final,
+    /// Counted in `Shared::running` until it is published.
+    pub(crate) counted: bool,
+}
+
+impl<B: Body> Finished<B> {
+    /// A job that leaves the queue unstarted, now.
+    fn unstarted(slot: &Slot, error: JobError<B::Error>, how: Final) -> Self {
+        Finished {
+            result: Err(error),
+            record: slot.unstarted_record(),
+            how,
+            counted: false,
+        }
+    }
+}
+
+/// How far a poll got: `Ready` once the task is done for good.
+pub(crate) type Step<B> = Poll<Option<Finished<B>>>;
 
 /// How a running job waits for its deadline.
 enum DeadlineWait {
@@ -234,17 +295,11 @@ fn extra(e: &mut Option<Box<Extra>>) -> &mut Extra {
     e.get_or_insert_with(Default::default)
 }
 
-/// Drops a pinned attempt, catching a panic of its destructor.
-fn drop_attempt<A>(attempt: Pin<&mut Option<A>>) -> Result<(), Panic> {
-    let mut attempt = attempt;
-    catch_unwind(AssertUnwindSafe(|| attempt.set(None)))
-        .map_err(|payload| Panic::from_payload(&*payload))
-}
-
 impl<B: Body> Task<B> {
     /// A task for `body`; `first` is the first attempt if it exists already
     /// (a submitted future).
     pub(crate) fn new(body: B, first: Option<B::Attempt>) -> Self {
+        let (has_attempt, attempt) = AttemptSlot::new(first);
         Task {
             body,
             phase: Phase::Queued,
@@ -254,12 +309,13 @@ impl<B: Body> Task<B> {
             started: 0,
             extra: None,
             trace: Trace::none(),
-            attempt: first,
+            has_attempt,
+            attempt,
         }
     }
 
     /// The token that cancels this job: its own, or the pool's.
-    fn token<'a>(body: &'a B, slot: &'a SlotOf<B>) -> &'a CancelToken {
+    fn token<'a>(body: &'a B, slot: &'a Slot) -> &'a CancelToken {
         match body.meta().and_then(|m| m.token.as_ref()) {
             Some(t) => t,
             None => &slot.shared.token,
@@ -270,22 +326,24 @@ impl<B: Body> Task<B> {
     /// unstarted (a stop, a refused push, a dropped executor), or mid-run
     /// (its worker's executor went away). Resolves the handle if it has not
     /// resolved, after dropping the body.
-    pub(crate) fn abort(self: Pin<&mut Self>, slot: &SlotOf<B>) {
-        let this = self.project();
+    pub(crate) fn abort(self: Pin<&mut Self>, slot: &Slot) -> Option<Finished<B>> {
+        let mut this = self.project();
         match *this.phase {
             Phase::Queued => {
                 // Dropped unstarted: a stop, a refused push, or a dropped
                 // executor. The job never runs; its handle learns why.
                 if slot.try_start() {
-                    // The unstarted future goes first, then the handle resolves.
-                    let _ = drop_attempt(this.attempt);
-                    slot.complete_unstarted(JobError::Stopped, Final::Stopped);
+                    // The unstarted future goes first (the rest of the task
+                    // right after), then the handle resolves.
+                    let _ = attempt!(this).clear();
+                    return Some(Finished::unstarted(slot, JobError::Stopped, Final::Stopped));
                 }
+                None
             }
             Phase::Running | Phase::Backoff => {
                 // Dropped mid-run: only when the executor running the worker
                 // goes away. Body first, then the handle.
-                let dropped = drop_attempt(this.attempt);
+                let dropped = attempt!(this).clear();
                 if let Some(ctx) = this.extra.as_ref().and_then(|e| e.ctx.as_ref()) {
                     ctx.interrupt();
                 }
@@ -299,15 +357,21 @@ impl<B: Body> Task<B> {
                     this.extra.as_mut().and_then(|e| e.expired_at.take()),
                     slot,
                 );
-                Self::uncount(this.counted_running, slot);
-                slot.complete(result, record, how);
+                Some(Finished {
+                    result,
+                    record,
+                    how,
+                    counted: std::mem::take(this.counted_running),
+                })
             }
             Phase::Draining => {
-                let _ = drop_attempt(this.attempt);
+                let _ = attempt!(this).clear();
                 slot.shared.draining.fetch_sub(1, Ordering::SeqCst);
+                None
             }
             Phase::Done => {
-                let _ = drop_attempt(this.attempt);
+                let _ = attempt!(this).clear();
+                None
             }
         }
     }
@@ -317,13 +381,13 @@ impl<B: Body> Task<B> {
     /// Runs the task as far as it can go; `Ready` once it is done for good
     /// (its handle resolved and, for a blocking closure, the closure returned).
     ///
-    /// `local` is the polling worker's, if it keeps one across jobs.
+    /// `local` is the polling worker's, kept across its jobs.
     pub(crate) fn poll_task(
         self: Pin<&mut Self>,
-        slot: &SlotOf<B>,
+        slot: &Slot,
         cx: &mut Context<'_>,
-        local: Option<&mut WorkerLocal>,
-    ) -> Poll<()> {
+        local: &mut WorkerLocal,
+    ) -> Step<B> {
         let mut this = self.project();
         if *this.phase == Phase::Queued {
             *this.trace = Trace::start(slot.name.as_deref().map(String::as_str));
@@ -336,18 +400,18 @@ impl<B: Body> Task<B> {
     /// Moves the task on as far as it can go.
     fn step(
         this: &mut Projected<'_, B>,
-        slot: &SlotOf<B>,
+        slot: &Slot,
         cx: &mut Context<'_>,
-        mut local: Option<&mut WorkerLocal>,
-    ) -> Poll<()> {
+        local: &mut WorkerLocal,
+    ) -> Step<B> {
         loop {
             match *this.phase {
                 Phase::Queued => {
                     if !slot.try_start() {
                         // Cancelled while queued; the handle has resolved.
                         *this.phase = Phase::Done;
-                        let _ = drop_attempt(this.attempt.as_mut());
-                        return Poll::Ready(());
+                        let _ = attempt!(this).clear();
+                        return Poll::Ready(None);
                     }
                     let shared = &slot.shared;
                     let (now, started) = shared.start_time();
@@ -374,11 +438,10 @@ impl<B: Body> Task<B> {
                     if let Some(why) = refused {
                         // Never started: the body is not polled, not even once.
                         *this.phase = Phase::Done;
-                        let _ = drop_attempt(this.attempt.as_mut());
+                        let _ = attempt!(this).clear();
                         let (err, how) = why.into_error();
                         this.trace.finished(how);
-                        slot.complete_unstarted(err, how);
-                        return Poll::Ready(());
+                        return Poll::Ready(Some(Finished::unstarted(slot, err, how)));
                     }
                     shared.job_started();
                     *this.counted_running = true;
@@ -400,7 +463,7 @@ impl<B: Body> Task<B> {
                         }));
                     }
                     *this.phase = Phase::Running;
-                    if this.attempt.is_none() {
+                    if !attempt!(this).is_some() {
                         if let Some(done) = Self::next_attempt(this, slot) {
                             return done;
                         }
@@ -414,7 +477,7 @@ impl<B: Body> Task<B> {
                         return Self::interrupt(this, slot, cx, why);
                     }
                     let polled = {
-                        let attempt = this.attempt.as_mut().as_pin_mut();
+                        let attempt = attempt!(this).into_pin_mut();
                         match attempt {
                             Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
                             None => Ok(Poll::Pending),
@@ -422,22 +485,20 @@ impl<B: Body> Task<B> {
                     };
                     match polled {
                         Ok(Poll::Pending) => {
-                            if let Some(why) =
-                                Self::poll_interrupts(this, slot, cx, local.as_deref_mut())
-                            {
+                            if let Some(why) = Self::poll_interrupts(this, slot, cx, local) {
                                 return Self::interrupt(this, slot, cx, why);
                             }
                             return Poll::Pending;
                         }
                         Ok(Poll::Ready(Ok(value))) => {
-                            let (result, how) = match drop_attempt(this.attempt.as_mut()) {
+                            let (result, how) = match attempt!(this).clear() {
                                 Ok(()) => (Ok(value), Final::Succeeded),
                                 Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                             };
                             return Self::finish(this, slot, result, how);
                         }
                         Ok(Poll::Ready(Err(e))) => {
-                            if let Err(p) = drop_attempt(this.attempt.as_mut()) {
+                            if let Err(p) = attempt!(this).clear() {
                                 return Self::finish(
                                     this,
                                     slot,
@@ -486,7 +547,7 @@ impl<B: Body> Task<B> {
                         Err(payload) => {
                             let p = Panic::from_payload(&*payload);
                             drop(payload);
-                            let _ = drop_attempt(this.attempt.as_mut());
+                            let _ = attempt!(this).clear();
                             this.trace.panicked(p.message());
                             return Self::finish(
                                 this,
@@ -508,9 +569,7 @@ impl<B: Body> Task<B> {
                         return Self::interrupt(this, slot, cx, why);
                     }
                     if !slept {
-                        if let Some(why) =
-                            Self::poll_interrupts(this, slot, cx, local.as_deref_mut())
-                        {
+                        if let Some(why) = Self::poll_interrupts(this, slot, cx, local) {
                             return Self::interrupt(this, slot, cx, why);
                         }
                         return Poll::Pending;
@@ -522,7 +581,7 @@ impl<B: Body> Task<B> {
                     }
                 }
                 Phase::Draining => return Self::drain(this, slot, cx),
-                Phase::Done => return Poll::Ready(()),
+                Phase::Done => return Poll::Ready(None),
             }
         }
     }
@@ -530,12 +589,9 @@ impl<B: Body> Task<B> {
 
 type Projected<'a, B> = TaskProj<'a, B>;
 
-/// The slot of a task's job.
-pub(crate) type SlotOf<B> = Slot<<B as Body>::Output, <B as Body>::Error>;
-
 impl<B: Body> Task<B> {
     /// Starts the next attempt. Returns `Some` if the task ended instead.
-    fn next_attempt(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Poll<()>> {
+    fn next_attempt(this: &mut Projected<'_, B>, slot: &Slot) -> Option<Step<B>> {
         let ctx = this
             .extra
             .as_ref()
@@ -549,7 +605,7 @@ impl<B: Body> Task<B> {
                     slot.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                 }
                 this.trace.attempt(*this.attempts);
-                this.attempt.set(Some(attempt));
+                attempt!(this).set(attempt);
                 None
             }
             Ok(None) => Some(Self::finish(
@@ -576,7 +632,7 @@ impl<B: Body> Task<B> {
     /// The deadline is checked against the clock, not only through its
     /// timer: an attempt that fails without ever waiting, or a backoff that
     /// ends together with the deadline, must not start another attempt.
-    fn interrupted(this: &mut Projected<'_, B>, slot: &SlotOf<B>) -> Option<Interrupt> {
+    fn interrupted(this: &mut Projected<'_, B>, slot: &Slot) -> Option<Interrupt> {
         if slot.cancel_requested() || Self::token(this.body, slot).is_cancelled() {
             return Some(Interrupt::Cancelled);
         }
@@ -599,20 +655,25 @@ impl<B: Body> Task<B> {
     /// before checking makes it free of lost wake-ups.
     fn poll_interrupts(
         this: &mut Projected<'_, B>,
-        slot: &SlotOf<B>,
+        slot: &Slot,
         cx: &mut Context<'_>,
-        local: Option<&mut WorkerLocal>,
+        local: &mut WorkerLocal,
     ) -> Option<Interrupt> {
-        slot.register_task_waker(cx.waker());
+        // A handle's cancel wakes this worker (registered first, then the
+        // bit is looked at: no lost wake-up).
+        local
+            .watch
+            .get_or_insert_with(|| slot.shared.watchers.watch())
+            .register(cx.waker());
         if slot.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }
         // The pool's token is waited for by the worker (it outlives the
         // job), a job's own token by the job.
         let own_token = this.body.meta().and_then(|m| m.token.as_ref());
-        let wait = match (own_token, local) {
-            (None, Some(local)) => &mut local.pool_token,
-            _ => &mut extra(this.extra).token_wait,
+        let wait = match own_token {
+            None => &mut local.pool_token,
+            Some(_) => &mut extra(this.extra).token_wait,
         };
         let wait = wait.get_or_insert_with(|| Self::token(this.body, slot).cancelled());
         if Pin::new(wait).poll(cx).is_ready() {
@@ -645,10 +706,10 @@ impl<B: Body> Task<B> {
 
     fn interrupt(
         this: &mut Projected<'_, B>,
-        slot: &SlotOf<B>,
+        slot: &Slot,
         cx: &mut Context<'_>,
         why: Interrupt,
-    ) -> Poll<()> {
+    ) -> Step<B> {
         if let Some(extra) = this.extra.as_mut() {
             if let Some(ctx) = extra.ctx.as_ref() {
                 ctx.interrupt();
@@ -657,17 +718,20 @@ impl<B: Body> Task<B> {
         }
         let (err, how) = why.into_error();
         this.trace.interrupted(how);
-        if *this.phase == Phase::Running && this.body.is_blocking() && this.attempt.is_some() {
+        if *this.phase == Phase::Running && this.body.is_blocking() && attempt!(this).is_some() {
             // A blocking closure cannot be stopped: resolve now, keep the slot
             // until it returns. Counted as draining first, so the ledger never
             // shows it both running and finished.
             Self::uncount(this.counted_running, slot);
             slot.shared.draining.fetch_add(1, Ordering::SeqCst);
-            Self::complete(this, slot, Err(err), how);
+            // Published now, while the task lives on: an interrupt carries
+            // nothing, so it needs no room in the cell.
+            let f = Self::complete(this, slot, Err(err), how);
+            slot.publish(Some(why.code().0), f.record, f.how, f.counted);
             *this.phase = Phase::Draining;
             return Self::drain(this, slot, cx);
         }
-        match drop_attempt(this.attempt.as_mut()) {
+        match attempt!(this).clear() {
             Ok(()) => Self::finish(this, slot, Err(err), how),
             Err(p) => Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked),
         }
@@ -675,24 +739,26 @@ impl<B: Body> Task<B> {
 
     /// Awaits an interrupted blocking closure to its end; its result (or
     /// panic) is dropped, the handle has resolved already.
-    fn drain(this: &mut Projected<'_, B>, slot: &SlotOf<B>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(a) = this.attempt.as_mut().as_pin_mut() {
+    fn drain(this: &mut Projected<'_, B>, slot: &Slot, cx: &mut Context<'_>) -> Step<B> {
+        if let Some(a) = attempt!(this).into_pin_mut() {
             if let Ok(Poll::Pending) = catch_unwind(AssertUnwindSafe(|| a.poll(cx))) {
                 return Poll::Pending;
             }
         }
-        let _ = drop_attempt(this.attempt.as_mut());
+        let _ = attempt!(this).clear();
         *this.phase = Phase::Done;
         slot.shared.draining.fetch_sub(1, Ordering::SeqCst);
-        Poll::Ready(())
+        Poll::Ready(None)
     }
 
+    /// Ends the job's run with `result`, to be published once the task is
+    /// dropped.
     fn complete(
         this: &mut Projected<'_, B>,
-        slot: &SlotOf<B>,
+        slot: &Slot,
         result: Result<B::Output, JobError<B::Error>>,
         how: Final,
-    ) {
+    ) -> Finished<B> {
         if let Some(extra) = this.extra.as_mut() {
             extra.deadline_wait = None;
             extra.token_wait = None;
@@ -704,13 +770,17 @@ impl<B: Body> Task<B> {
             slot,
         );
         this.trace.finished(how);
-        Self::uncount(this.counted_running, slot);
-        slot.complete(result, record, how);
+        Finished {
+            result,
+            record,
+            how,
+            counted: std::mem::take(this.counted_running),
+        }
     }
 
     /// A started job's handle is about to resolve: it leaves `running`
     /// (a draining closure is counted in `draining` instead).
-    fn uncount(counted: &mut bool, slot: &SlotOf<B>) {
+    fn uncount(counted: &mut bool, slot: &Slot) {
         if std::mem::take(counted) {
             slot.shared.job_ended();
         }
@@ -719,31 +789,26 @@ impl<B: Body> Task<B> {
     /// The record of a job that started at `started` and ends now (or when
     /// its deadline was found passed, `expired_at`: that reading is taken
     /// just before the job is ended).
-    fn record(
-        attempts: u32,
-        started: u64,
-        expired_at: Option<Instant>,
-        slot: &SlotOf<B>,
-    ) -> Record {
+    fn record(attempts: u32, started: u64, expired_at: Option<Instant>, slot: &Slot) -> Record {
         let shared = &slot.shared;
         let now = expired_at.unwrap_or_else(|| shared.now());
         let ended = shared.since_epoch(now);
         shared.leave_hint(now, ended);
         Record {
             attempts,
-            queued: started.saturating_sub(slot.submitted),
+            queued: started.saturating_sub(slot.submitted()),
             run: ended.saturating_sub(started),
         }
     }
 
     fn finish(
         this: &mut Projected<'_, B>,
-        slot: &SlotOf<B>,
+        slot: &Slot,
         result: Result<B::Output, JobError<B::Error>>,
         how: Final,
-    ) -> Poll<()> {
-        Self::complete(this, slot, result, how);
+    ) -> Step<B> {
+        let finished = Self::complete(this, slot, result, how);
         *this.phase = Phase::Done;
-        Poll::Ready(())
+        Poll::Ready(Some(finished))
     }
 }

@@ -156,12 +156,13 @@ async fn run(mut slot: Slot) {
                 }
                 // A pause that began before this job was queued holds it
                 // (unstarted, still counted as waiting) until it ends.
-                while shared.holds_back(task.ticket()) {
+                let ticket = shared.full_ticket(task.ticket());
+                while shared.holds_back(ticket) {
                     search.give_up();
                     fresh = false;
-                    shared.hold(task.ticket());
-                    wait_released(&shared, task.ticket()).await;
-                    shared.unhold(task.ticket());
+                    shared.hold(ticket);
+                    wait_released(&shared, ticket).await;
+                    shared.unhold(ticket);
                 }
                 if shared.state() == STOPPED {
                     // Popped during a stop: dropping it resolves it `Stopped`.
@@ -181,7 +182,7 @@ async fn run(mut slot: Slot) {
                             shared.searcher_in_job(Some(poll_start(&shared)));
                         }
                         first = false;
-                        let polled = task.poll_in(cx, Some(&mut local));
+                        let polled = task.poll_in(cx, &mut local);
                         if polled.is_pending() {
                             search.give_up();
                             clock_hint::clear();

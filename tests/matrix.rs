@@ -840,7 +840,22 @@ async fn run_combo(c: Combo, ex: Expect) {
         }
     }
 
-    // The job is over once its factory is dropped (the task is gone).
+    // The job is over once its handle resolved and its task is gone. The
+    // task (its factory with it) goes first, unless the job was cancelled in
+    // the queue or is a blocking closure interrupted while it ran: those
+    // resolve at once.
+    if let Some(h) = &handle {
+        eventually(|| format!("{c:?}: the handle resolves"), || h.is_finished()).await;
+        let at_once =
+            c.control == Control::CancelQueued || (interrupted && c.kind == Kind::Blocking);
+        if !at_once {
+            assert_eq!(
+                ledger.count("factory").1,
+                1,
+                "{c:?}: the task is dropped before its handle resolves"
+            );
+        }
+    }
     eventually(
         || format!("{c:?}: the job is dropped"),
         || ledger.count("factory").1 == 1,

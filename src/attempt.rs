@@ -1,0 +1,103 @@
+//! The running attempt's place in a task: an `Option` without its own
+//! discriminant.
+//!
+//! A queued plain job is mostly its task, and a task mostly its attempt (the
+//! submitted future). `Option<F>` of an `async` block takes 8 bytes more
+//! than the block (the compiler finds no niche in it), which would put every
+//! queued job's cell in the next size class of the allocator (benchmark W5).
+//! So the task keeps whether it holds an attempt among its other flags, and
+//! the attempt here, and [`Attempt`] puts the two back together.
+#![allow(unsafe_code)]
+
+use std::marker::PhantomPinned;
+use std::mem::MaybeUninit;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+
+use crate::error::Panic;
+
+/// Room for one attempt; whether it holds one is kept by its owner.
+pub(crate) struct AttemptSlot<A> {
+    value: MaybeUninit<A>,
+    /// The attempt is pinned while it lives here: the slot is never
+    /// `Unpin`, whatever `A` is (simpler to reason about than "like `A`").
+    _pin: PhantomPinned,
+}
+
+impl<A> AttemptSlot<A> {
+    /// A slot holding `first`, and whether it holds one.
+    pub(crate) fn new(first: Option<A>) -> (bool, Self) {
+        let present = first.is_some();
+        let value = match first {
+            Some(a) => MaybeUninit::new(a),
+            None => MaybeUninit::uninit(),
+        };
+        (
+            present,
+            AttemptSlot {
+                value,
+                _pin: PhantomPinned,
+            },
+        )
+    }
+}
+
+/// An attempt slot and the flag that says whether it holds one: what
+/// `Pin<&mut Option<A>>` would be.
+pub(crate) struct Attempt<'a, A> {
+    present: &'a mut bool,
+    slot: Pin<&'a mut AttemptSlot<A>>,
+}
+
+impl<'a, A> Attempt<'a, A> {
+    /// # Safety
+    ///
+    /// `present` is the flag kept for `slot` (set exactly when it holds a
+    /// value), and only `Attempt` changes either of them.
+    pub(crate) unsafe fn new(present: &'a mut bool, slot: Pin<&'a mut AttemptSlot<A>>) -> Self {
+        Attempt { present, slot }
+    }
+
+    pub(crate) fn is_some(&self) -> bool {
+        *self.present
+    }
+
+    /// The attempt, pinned, if there is one.
+    pub(crate) fn into_pin_mut(self) -> Option<Pin<&'a mut A>> {
+        if !*self.present {
+            return None;
+        }
+        // SAFETY: the flag says the value is there (`new`'s promise); it is
+        // pinned as its slot is: it never moves out of it, and it is dropped
+        // in place (`clear`, `drop_in_place`).
+        Some(unsafe { self.slot.map_unchecked_mut(|s| s.value.assume_init_mut()) })
+    }
+
+    /// Puts `attempt` in the slot, which must be empty.
+    pub(crate) fn set(self, attempt: A) {
+        assert!(!*self.present, "an attempt replaced without being dropped");
+        // SAFETY: writing into an empty slot moves nothing that is pinned.
+        unsafe { self.slot.get_unchecked_mut() }
+            .value
+            .write(attempt);
+        *self.present = true;
+    }
+
+    /// Drops the attempt, if there is one, catching a panic of its
+    /// destructor.
+    pub(crate) fn clear(self) -> Result<(), Panic> {
+        catch_unwind(AssertUnwindSafe(|| self.drop_in_place()))
+            .map_err(|payload| Panic::from_payload(&*payload))
+    }
+
+    /// Drops the attempt, if there is one; a panic of its destructor goes on.
+    pub(crate) fn drop_in_place(self) {
+        if std::mem::take(self.present) {
+            // SAFETY: the flag said the value was there; it is cleared first,
+            // so the value is dropped once even if its destructor panics
+            // (the value counts as dropped then). Dropping in place keeps
+            // the pinning promise.
+            unsafe { self.slot.get_unchecked_mut().value.assume_init_drop() };
+        }
+    }
+}
