@@ -101,3 +101,74 @@ impl<'a, A> Attempt<'a, A> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::{Attempt, AttemptSlot};
+
+    /// Counts its drops; panics in `drop` if asked to.
+    struct Counted(Arc<AtomicUsize>, bool);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if self.1 {
+                panic!("attempt destructor");
+            }
+        }
+    }
+
+    #[test]
+    fn holds_sets_and_drops_one_attempt_at_a_time() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut present, slot) = AttemptSlot::new(Some(Counted(drops.clone(), false)));
+        let mut slot = pin!(slot);
+        macro_rules! at {
+            () => {
+                // SAFETY: `present` is the slot's own flag.
+                unsafe { Attempt::new(&mut present, slot.as_mut()) }
+            };
+        }
+        assert!(at!().is_some());
+        assert!(at!().into_pin_mut().is_some());
+        assert!(at!().clear().is_ok());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(!present);
+        assert!(at!().into_pin_mut().is_none());
+        // Clearing an empty slot drops nothing.
+        assert!(at!().clear().is_ok());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        at!().set(Counted(drops.clone(), false));
+        assert!(present);
+        at!().drop_in_place();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_destructor_is_reported_and_runs_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut present, slot) = AttemptSlot::new(Some(Counted(drops.clone(), true)));
+        let mut slot = pin!(slot);
+        // SAFETY: `present` is the slot's own flag.
+        let cleared = unsafe { Attempt::new(&mut present, slot.as_mut()) }.clear();
+        let panic = cleared.expect_err("the destructor's panic is reported");
+        assert_eq!(panic.message(), "attempt destructor");
+        assert!(!present, "the value counts as dropped");
+        // SAFETY: as above.
+        unsafe { Attempt::new(&mut present, slot.as_mut()) }.drop_in_place();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "replaced without being dropped")]
+    fn a_full_slot_refuses_another_attempt() {
+        let (mut present, slot) = AttemptSlot::new(Some(1u8));
+        let mut slot = pin!(slot);
+        // SAFETY: `present` is the slot's own flag.
+        unsafe { Attempt::new(&mut present, slot.as_mut()) }.set(2);
+    }
+}

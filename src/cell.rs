@@ -628,6 +628,41 @@ mod owners {
         assert_eq!(handle.try_take(), Some(Err(JobError::Stopped)));
     }
 
+    /// An error that carries a value is stored like a value: freed whether
+    /// the handle reads it or not.
+    #[test]
+    fn a_stored_error_is_freed_read_or_unread() {
+        let pool = parked();
+        let job = || crate::Job::new(|_ctx| async { Err::<u32, String>(String::from("failed")) });
+        let unread = pool.submit_job(job());
+        let mut read = pool.submit_job(job());
+        for _ in 0..2 {
+            run(&mut pool.shared().queue.pop().expect("queued"));
+        }
+        drop(unread);
+        let failed = JobError::Failed(String::from("failed"));
+        assert_eq!(read.try_take(), Some(Err(failed)));
+    }
+
+    /// A result that carries nothing is named by the state word: the task's
+    /// place is never written, and the handle still gets the outcome.
+    #[test]
+    fn a_running_job_cancelled_resolves_without_a_stored_result() {
+        let pool = parked();
+        let mut handle = pool.submit(async {
+            std::future::pending::<()>().await;
+            String::from("never")
+        });
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut local = crate::task::WorkerLocal::default();
+        assert_eq!(entry.poll_in(&mut cx, &mut local), Poll::Pending);
+        handle.cancel();
+        assert_eq!(entry.poll_in(&mut cx, &mut local), Poll::Ready(()));
+        drop(entry);
+        assert_eq!(handle.try_take(), Some(Err(JobError::Cancelled)));
+    }
+
     fn slot_owned_by(pool: &Pool, refs: u32) -> crate::handle::Slot {
         crate::handle::Slot::new(pool.shared().clone(), None, 0, 0, refs)
     }

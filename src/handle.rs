@@ -398,6 +398,34 @@ impl Drop for Slot {
     }
 }
 
+#[cfg(test)]
+mod codes {
+    use super::{ErrorCode, CODE_SHIFT, LOCKED, STARTED, UNSTARTED};
+    use crate::JobError;
+
+    /// Every error that carries nothing has a code, which names it back
+    /// whatever other state bits are set; the others have none.
+    #[test]
+    fn codes_name_their_errors_back() {
+        let all: [JobError<u8>; 4] = [
+            JobError::TimedOut,
+            JobError::Cancelled,
+            JobError::Stopped,
+            JobError::QueueFull,
+        ];
+        for e in all {
+            let code = ErrorCode::of(&e).expect("carries nothing");
+            for other in [0, STARTED | LOCKED, UNSTARTED] {
+                assert_eq!(ErrorCode::error::<u8>(code.bits() | other), e);
+            }
+            assert_eq!(code.bits() >> CODE_SHIFT << CODE_SHIFT, code.bits());
+        }
+        assert_eq!(ErrorCode::of(&JobError::Failed(1u8)), None);
+        let p = crate::error::Panic::from_payload(&"boom");
+        assert_eq!(ErrorCode::of(&JobError::<u8>::Panicked(p)), None);
+    }
+}
+
 /// The caller's side of a submitted job: a future of its result.
 ///
 /// `ResultHandle<T, E>` resolves to `Ok(T)` or to a [`JobError<E>`] that says
@@ -407,6 +435,15 @@ impl Drop for Slot {
 /// It is `Send`, `Unpin` and a [`FusedFuture`], so it goes into
 /// `futures::select!` without `.fuse()`, and `&mut handle` can be awaited in a
 /// loop or a `select!` without losing the result.
+///
+/// # When it resolves
+///
+/// By the time a handle resolves, its job's future or closure, and
+/// everything the job captured, has been dropped: its destructors have run.
+/// Two cases resolve first, at once: a job cancelled while still queued (it
+/// is dropped unstarted when a worker reaches it, or when the pool stops),
+/// and a blocking closure interrupted while it runs (see
+/// [`cancel`](Self::cancel)).
 ///
 /// # Drop
 ///
@@ -486,6 +523,12 @@ impl<T, E> ResultHandle<T, E> {
     ///   the handle resolves `Cancelled` at once, and the slot stays busy until
     ///   the closure returns (its value is dropped).
     /// - Already finished: nothing changes; the result stays available.
+    ///
+    /// A cancel reaches a running job through its worker: the pool wakes
+    /// each of its workers whose job is waiting, and each looks whether its
+    /// job was the one cancelled. That costs one wake-up per waiting worker,
+    /// which is small beside the jobs, and costs nothing to the jobs that
+    /// are never cancelled.
     ///
     /// # Examples
     ///

@@ -669,3 +669,31 @@ pub(crate) async fn wait_until(event: &Event, cond: impl Fn() -> bool) {
         listener.await;
     }
 }
+
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod tests {
+    use crate::sync::Ordering;
+    use crate::Pool;
+
+    /// The 32 bits a cell keeps of its ticket give the whole ticket back,
+    /// across the 2³² boundary too, for any job behind the latest one by
+    /// less than 2³².
+    #[test]
+    fn full_tickets_come_back_from_their_low_bits() {
+        let pool = Pool::builder().spawner(drop).build();
+        let shared = pool.shared();
+        for latest in [0usize, 5, (1 << 32) - 1, 1 << 32, (1 << 32) + 3, 7 << 40] {
+            shared.enqueued.store(latest + 1, Ordering::SeqCst);
+            for behind in [0usize, 1, 4, 1 << 20, (1 << 32) - 1] {
+                let Some(ticket) = latest.checked_sub(behind) else {
+                    continue;
+                };
+                assert_eq!(
+                    shared.full_ticket(ticket as u32),
+                    ticket,
+                    "latest {latest}, ticket {ticket}"
+                );
+            }
+        }
+    }
+}

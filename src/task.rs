@@ -13,7 +13,12 @@
 //! - a blocking attempt that is interrupted resolves the handle at once and
 //!   is then awaited to its end (`Draining`), so the worker, the slot, stays
 //!   busy until the closure returns;
-//! - no attempt starts after the handle has resolved.
+//! - no attempt starts after the handle has resolved;
+//! - the whole task (the body, what it captured, its timers) is dropped
+//!   before the handle resolves, except for the interrupted blocking closure
+//!   above and a job cancelled in the queue by its handle (resolved at once,
+//!   dropped when a worker reaches it or the pool stops): `src/cell.rs`
+//!   publishes a finished job's result only after the task is gone.
 
 use std::future::Future;
 use std::marker::PhantomData;
