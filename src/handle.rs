@@ -398,34 +398,6 @@ impl Drop for Slot {
     }
 }
 
-#[cfg(test)]
-mod codes {
-    use super::{ErrorCode, CODE_SHIFT, LOCKED, STARTED, UNSTARTED};
-    use crate::JobError;
-
-    /// Every error that carries nothing has a code, which names it back
-    /// whatever other state bits are set; the others have none.
-    #[test]
-    fn codes_name_their_errors_back() {
-        let all: [JobError<u8>; 4] = [
-            JobError::TimedOut,
-            JobError::Cancelled,
-            JobError::Stopped,
-            JobError::QueueFull,
-        ];
-        for e in all {
-            let code = ErrorCode::of(&e).expect("carries nothing");
-            for other in [0, STARTED | LOCKED, UNSTARTED] {
-                assert_eq!(ErrorCode::error::<u8>(code.bits() | other), e);
-            }
-            assert_eq!(code.bits() >> CODE_SHIFT << CODE_SHIFT, code.bits());
-        }
-        assert_eq!(ErrorCode::of(&JobError::Failed(1u8)), None);
-        let p = crate::error::Panic::from_payload(&"boom");
-        assert_eq!(ErrorCode::of(&JobError::<u8>::Panicked(p)), None);
-    }
-}
-
 /// The caller's side of a submitted job: a future of its result.
 ///
 /// `ResultHandle<T, E>` resolves to `Ok(T)` or to a [`JobError<E>`] that says
@@ -817,5 +789,33 @@ impl<T: fmt::Debug, E: fmt::Debug> fmt::Display for Outcome<T, E> {
             self.attempts,
             self.duration
         )
+    }
+}
+
+#[cfg(test)]
+mod codes {
+    use super::{ErrorCode, CODE_SHIFT, LOCKED, STARTED, UNSTARTED};
+    use crate::JobError;
+
+    /// Every error that carries nothing has a code, which names it back
+    /// whatever other state bits are set; the others have none.
+    #[test]
+    fn codes_name_their_errors_back() {
+        let all: [JobError<u8>; 4] = [
+            JobError::TimedOut,
+            JobError::Cancelled,
+            JobError::Stopped,
+            JobError::QueueFull,
+        ];
+        for e in all {
+            let code = ErrorCode::of(&e).expect("carries nothing");
+            for other in [0, STARTED | LOCKED, UNSTARTED] {
+                assert_eq!(ErrorCode::error::<u8>(code.bits() | other), e);
+            }
+            assert_eq!(code.bits() >> CODE_SHIFT << CODE_SHIFT, code.bits());
+        }
+        assert_eq!(ErrorCode::of(&JobError::Failed(1u8)), None);
+        let p = crate::error::Panic::from_payload(&"boom");
+        assert_eq!(ErrorCode::of(&JobError::<u8>::Panicked(p)), None);
     }
 }

@@ -12,6 +12,8 @@ use futures_core::future::FusedFuture;
 
 use crate::cancel::CancelToken;
 use crate::cell::{HandleRef, QueueEntry};
+#[cfg(doc)]
+use crate::error::JobError;
 use crate::error::{ConfigError, SubmitError, TrySubmitError};
 use crate::handle::{ErrorCode, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
 use crate::job::{Job, Name};
