@@ -151,6 +151,18 @@ pub(crate) fn release_ref(state: &AtomicU32, bit: u32) -> bool {
     prev & (ENTRY_REF | HANDLE_REF) == bit
 }
 
+/// The gauge a job is counted in until its outcome is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// `waiting`: it never left the queue (it ends unstarted).
+    Waiting,
+    /// `running`: it started.
+    Running,
+    /// Neither: it was never queued (a refused submit), or it moved to
+    /// `draining`.
+    Neither,
+}
+
 /// How a job went, besides its result.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Record {
@@ -191,16 +203,14 @@ impl Slot {
         self.aux.load(Ordering::Relaxed)
     }
 
-    /// Takes the job out of the queue to run it. `false` if the handle
-    /// cancelled it first (the handle has then resolved it).
+    /// Takes the job out of the queue, to run it or to end it unstarted.
+    /// `false` if the handle cancelled it first (the handle has then
+    /// resolved it). The caller counts it out of `waiting`: when it starts,
+    /// or when its outcome is published ([`Counted::Waiting`]).
     pub(crate) fn try_start(&self) -> bool {
         let prev = self.state.fetch_or(STARTED, Ordering::AcqRel);
         debug_assert_eq!(prev & STARTED, 0);
-        if prev & CANCEL != 0 {
-            return false;
-        }
-        self.shared.left_queue();
-        true
+        prev & CANCEL == 0
     }
 
     /// When the job was submitted, in ns since the pool's epoch (valid until
@@ -255,20 +265,23 @@ impl Slot {
 
     /// Publishes the outcome: the error named by `code`, or (`None`) the
     /// result stored in the cell just before. The final counter is bumped
-    /// first, then the job leaves `running` if it was `counted` there: a
-    /// handle that has resolved is always in the metrics, and a reader that
-    /// sees `running` drop sees the final count too.
+    /// first, then the job leaves the gauge it was `counted` in: a handle
+    /// that has resolved is always in the metrics, and a reader that sees
+    /// `running` or `waiting` drop sees the final count too (the ledger
+    /// `submitted = waiting + running + finished` never runs short).
     #[allow(unsafe_code)]
     pub(crate) fn publish(
         &self,
         code: Option<ErrorCode>,
         record: Record,
         how: Final,
-        counted: bool,
+        counted: Counted,
     ) {
         self.shared.counters.count(how);
-        if counted {
-            self.shared.job_ended();
+        match counted {
+            Counted::Running => self.shared.job_ended(),
+            Counted::Waiting => self.shared.left_queue(),
+            Counted::Neither => {}
         }
         let unstarted = record.attempts == 0;
         self.time.store(record.queued, Ordering::Relaxed);
@@ -306,8 +319,8 @@ impl Slot {
     }
 
     /// Resolves a job that never ran with `error`, at once.
-    pub(crate) fn complete_unstarted(&self, error: ErrorCode, how: Final) {
-        self.publish(Some(error), self.unstarted_record(), how, false);
+    pub(crate) fn complete_unstarted(&self, error: ErrorCode, how: Final, counted: Counted) {
+        self.publish(Some(error), self.unstarted_record(), how, counted);
     }
 
     fn is_complete(&self) -> bool {
@@ -322,8 +335,7 @@ impl Slot {
         if prev & STARTED == 0 {
             // Still queued: the job will never start. Resolve it here, at once,
             // rather than when a worker reaches it in the queue.
-            self.shared.left_queue();
-            self.complete_unstarted(ErrorCode::Cancelled, Final::Cancelled);
+            self.complete_unstarted(ErrorCode::Cancelled, Final::Cancelled, Counted::Waiting);
         } else {
             // Running: its worker looks at the `CANCEL` bit when woken.
             self.shared.watchers.wake_all();

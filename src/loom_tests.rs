@@ -162,6 +162,34 @@ fn loom_resolved_handle_is_counted() {
     });
 }
 
+/// A job that leaves the queue without starting is counted as finished
+/// before it stops counting as waiting: a reader on another thread that
+/// finds it gone from `waiting` finds it in the final counters (the ledger
+/// at a quiet point). Here its token was cancelled while it was queued, so
+/// its worker ends it unstarted, and its outcome waits for its task to be
+/// dropped (`Slot::publish` counts first). The model fails if the job leaves
+/// the queue first.
+#[test]
+fn loom_unstarted_job_is_counted_before_it_leaves_the_queue() {
+    model(|| {
+        let pool = manual_pool();
+        let token = crate::CancelToken::new();
+        token.cancel();
+        let refused =
+            pool.submit_job(Job::new(|_ctx| async { Ok::<_, ()>(1) }).cancel_token(token));
+        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
+        let worker = thread::spawn(move || {
+            assert!(poll_once(&mut entry).is_ready());
+        });
+        let m = pool.metrics();
+        if m.waiting == 0 {
+            assert_eq!((m.finished(), m.cancelled), (1, 1), "{m:?}");
+        }
+        worker.join().unwrap();
+        drop(refused);
+    });
+}
+
 /// `stop` races `submit` from another thread: the handle always resolves,
 /// `Stopped` (no worker runs in this model), and nothing stays queued.
 #[test]

@@ -15,7 +15,7 @@ use crate::cell::{HandleRef, QueueEntry};
 #[cfg(doc)]
 use crate::error::JobError;
 use crate::error::{ConfigError, SubmitError, TrySubmitError};
-use crate::handle::{ErrorCode, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
+use crate::handle::{Counted, ErrorCode, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
 use crate::job::{Job, Name};
 use crate::metrics::{Final, Metrics};
 use crate::options::Options;
@@ -380,7 +380,7 @@ impl Pool {
                     Refused::Full => (ErrorCode::QueueFull, Final::Rejected),
                     Refused::Stopped => (ErrorCode::Stopped, Final::Stopped),
                 };
-                slot.complete_unstarted(err, how);
+                slot.complete_unstarted(err, how, Counted::Neither);
                 ResultHandle::new(HandleRef::without_task(slot))
             }
         }

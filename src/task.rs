@@ -32,7 +32,7 @@ use pin_project_lite::pin_project;
 use crate::attempt::{Attempt, AttemptSlot};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::error::{JobError, Panic};
-use crate::handle::{ErrorCode, Record, Slot};
+use crate::handle::{Counted, ErrorCode, Record, Slot};
 use crate::job::{JobContext, JobMeta};
 use crate::metrics::Final;
 use crate::runtime::{unblock, Sleep};
@@ -268,8 +268,8 @@ pub(crate) struct Finished<B: Body> {
     pub(crate) result: Result<B::Output, JobError<B::Error>>,
     pub(crate) record: Record,
     pub(crate) how: Final,
-    /// Counted in `Shared::running` until it is published.
-    pub(crate) counted: bool,
+    /// The gauge it leaves once it is published.
+    pub(crate) counted: Counted,
 }
 
 impl<B: Body> Finished<B> {
@@ -279,7 +279,7 @@ impl<B: Body> Finished<B> {
             result: Err(error),
             record: slot.unstarted_record(),
             how,
-            counted: false,
+            counted: Counted::Waiting,
         }
     }
 }
@@ -366,7 +366,7 @@ impl<B: Body> Task<B> {
                     result,
                     record,
                     how,
-                    counted: std::mem::take(this.counted_running),
+                    counted: Self::leaves(this.counted_running),
                 })
             }
             Phase::Draining => {
@@ -448,6 +448,8 @@ impl<B: Body> Task<B> {
                         this.trace.finished(how);
                         return Poll::Ready(Some(Finished::unstarted(slot, err, how)));
                     }
+                    // Out of `waiting`, then into `running` (see `shared`).
+                    shared.left_queue();
                     shared.job_started();
                     *this.counted_running = true;
                     if deadline.is_some() || meta.is_some() {
@@ -779,7 +781,17 @@ impl<B: Body> Task<B> {
             result,
             record,
             how,
-            counted: std::mem::take(this.counted_running),
+            counted: Self::leaves(this.counted_running),
+        }
+    }
+
+    /// The gauge a started job leaves when it is published: `running`,
+    /// unless it moved to `draining` already.
+    fn leaves(counted_running: &mut bool) -> Counted {
+        if std::mem::take(counted_running) {
+            Counted::Running
+        } else {
+            Counted::Neither
         }
     }
 

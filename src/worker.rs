@@ -149,20 +149,22 @@ async fn run(mut slot: Slot) {
                 // this job holds its thread for long. (A worker that has
                 // been searching for a while looks only now and then: its
                 // jobs have been short, and submits look too.)
-                if (!kept || popped.is_multiple_of(BACKLOG_CHECK))
-                    && shared.backlog_behind(shared.enqueued.load(Ordering::Relaxed))
-                {
+                if (!kept || popped.is_multiple_of(BACKLOG_CHECK)) && shared.backlog_seen() {
                     shared.find_worker();
                 }
                 // A pause that began before this job was queued holds it
                 // (unstarted, still counted as waiting) until it ends.
-                let ticket = shared.full_ticket(task.ticket());
-                while shared.holds_back(ticket) {
-                    search.give_up();
-                    fresh = false;
-                    shared.hold(ticket);
-                    wait_released(&shared, ticket).await;
-                    shared.unhold(ticket);
+                // (Its whole ticket is worked out only then: that reads a
+                // line every submit writes.)
+                if shared.paused.load(Ordering::SeqCst) > 0 {
+                    let ticket = shared.full_ticket(task.ticket());
+                    while shared.holds_back(ticket) {
+                        search.give_up();
+                        fresh = false;
+                        shared.hold(ticket);
+                        wait_released(&shared, ticket).await;
+                        shared.unhold(ticket);
+                    }
                 }
                 if shared.state() == STOPPED {
                     // Popped during a stop: dropping it resolves it `Stopped`.
