@@ -134,9 +134,6 @@ union Wait {
 // or immutable.
 #[allow(unsafe_code)]
 unsafe impl Sync for Slot {}
-// SAFETY: as for `Sync`: a waker is `Send`.
-#[allow(unsafe_code)]
-unsafe impl Send for Slot {}
 
 /// Gives up the cell reference `bit` ([`ENTRY_REF`] or [`HANDLE_REF`]) of
 /// the slot whose state word is `state`; `true` if it was the last one (the
@@ -258,7 +255,8 @@ impl Slot {
         self.state.load(Ordering::Acquire) & CANCEL != 0
     }
 
-    /// The state word, for the cell's owners (which frees what).
+    /// Whether the cell holds a result the handle did not take: what its
+    /// last owner must drop when it frees the cell.
     pub(crate) fn stored_and_untaken(&self) -> bool {
         self.state.load(Ordering::Acquire) & (STORED | TAKEN) == STORED
     }
@@ -269,6 +267,10 @@ impl Slot {
     /// that has resolved is always in the metrics, and a reader that sees
     /// `running` or `waiting` drop sees the final count too (the ledger
     /// `submitted = waiting + running + finished` never runs short).
+    ///
+    /// A record without attempts is that of a job that never started: its
+    /// ticket is still in `aux` (a worker may read it), and its outcome
+    /// reports no attempt and no run time (`UNSTARTED`).
     #[allow(unsafe_code)]
     pub(crate) fn publish(
         &self,

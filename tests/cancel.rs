@@ -111,6 +111,37 @@ rt_test!(
     }
 );
 
+// A cancel of a running job reaches it through the workers that wait (each
+// looks whether its own job was cancelled): the other running jobs go on,
+// and end with their own results.
+rt_test!(
+    cancel_of_one_running_job_leaves_the_others_running,
+    |b: Builder| async move {
+        let pool = b.max_workers(3).build();
+        let alive = Gauge::new();
+        let latch = Latch::new();
+        let job = |i: u32| {
+            let (alive, latch) = (alive.clone(), latch.clone());
+            pool.submit(async move {
+                let _alive = alive.enter();
+                latch.wait().await;
+                i
+            })
+        };
+        let (a, b, c) = (job(1), job(2), job(3));
+        alive.until(|g| g.now() >= 3).await;
+        b.cancel();
+        assert_eq!(within(PROMPT, b).await, Some(Err(JobError::Cancelled)));
+        assert_eq!(alive.now(), 2, "only the cancelled job ended");
+        assert!(!a.is_finished() && !c.is_finished());
+        latch.open();
+        assert_eq!(within(PROMPT, a).await, Some(Ok(1)));
+        assert_eq!(within(PROMPT, c).await, Some(Ok(3)));
+        assert_eq!(pool.metrics().cancelled, 1);
+        pool.stop_wait().await;
+    }
+);
+
 // A running blocking closure that is cancelled: its handle resolves promptly
 // while it still runs, and the next job starts only after it returned.
 rt_test!(

@@ -269,3 +269,42 @@ rt_test!(
         );
     }
 );
+
+/// Counts its drop in the shared counter, and says how many jobs the pool
+/// had counted as succeeded at that moment.
+struct Captured {
+    pool: Pool,
+    succeeded_at_drop: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for Captured {
+    fn drop(&mut self) {
+        let m = self.pool.metrics();
+        self.succeeded_at_drop
+            .store(m.succeeded + 1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// What a job captured is dropped before its handle resolves, also when the
+// job succeeds (its value is stored only once the job is gone): a handle
+// that has a result never races the job's destructors.
+rt_test!(
+    captured_values_are_dropped_before_the_handle_resolves,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let at_drop = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let captured = Captured {
+            pool: pool.clone(),
+            succeeded_at_drop: at_drop.clone(),
+        };
+        let h = pool.submit(async move {
+            let _captured = captured;
+            7
+        });
+        // Polled on: once it resolves, the drop has run, before the job was
+        // counted (the count comes with the result).
+        assert_eq!(within(Duration::from_secs(5), h).await, Some(Ok(7)));
+        assert_eq!(at_drop.load(std::sync::atomic::Ordering::SeqCst), 1);
+        pool.stop_wait().await;
+    }
+);
