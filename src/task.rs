@@ -167,7 +167,8 @@ enum Phase {
     /// Interrupted blocking closure: the handle has resolved, the closure has
     /// not returned yet.
     Draining,
-    /// Finished; the handle has resolved.
+    /// Finished: its outcome is decided (and published once the task is
+    /// dropped, unless it was already).
     Done,
 }
 
@@ -384,7 +385,8 @@ impl<B: Body> Task<B> {
 
 impl<B: Body> Task<B> {
     /// Runs the task as far as it can go; `Ready` once it is done for good
-    /// (its handle resolved and, for a blocking closure, the closure returned).
+    /// (its outcome decided and, for a blocking closure, the closure returned);
+    /// the outcome to publish once the task is dropped, if not published yet.
     ///
     /// `local` is the polling worker's, kept across its jobs.
     pub(crate) fn poll_task(
