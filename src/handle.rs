@@ -122,7 +122,9 @@ pub(crate) struct Slot {
 }
 
 /// The handle's waker until the outcome is published; the run time (ns)
-/// after.
+/// after. Never dropped: a slot is freed only once its outcome is published,
+/// which takes the waker out, and a slot whose cell failed to be built
+/// (before any handle could register) holds `None`.
 union Wait {
     waker: ManuallyDrop<Option<Waker>>,
     run: u64,
@@ -395,20 +397,6 @@ impl Slot {
 
     fn is_taken(&self) -> bool {
         self.state.load(Ordering::Acquire) & TAKEN != 0
-    }
-}
-
-impl Drop for Slot {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            // Never published (only if building its cell failed): the union
-            // still holds the waker.
-            // SAFETY: before `COMPLETE` the union holds the waker, dropped
-            // here once.
-            self.wait
-                .with_mut(|wait| unsafe { ManuallyDrop::drop(&mut (*wait).waker) });
-        }
     }
 }
 

@@ -86,3 +86,51 @@ impl Watchers {
         }
     }
 }
+
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    use super::Watchers;
+    use crate::sync::lock;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Workers come and go: the watches of those that left are forgotten as
+    /// the list grows, and every live one that registered is still woken.
+    #[test]
+    fn gone_watches_are_forgotten_and_live_ones_woken() {
+        let watchers = Watchers::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut live = Vec::new();
+        for i in 0..200 {
+            let watch = watchers.watch();
+            if i % 8 == 0 {
+                watch.register(&waker);
+                live.push(watch);
+            }
+        }
+        let len = lock(&watchers.list).len();
+        assert!(
+            len < 100,
+            "{len} entries kept for {} live watches",
+            live.len()
+        );
+        watchers.wake_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), live.len());
+        // A wake takes the waker: the next cancel wakes only who registered
+        // again.
+        live[0].register(&waker);
+        watchers.wake_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), live.len() + 1);
+    }
+}
