@@ -667,6 +667,51 @@ mod owners {
         assert_eq!(handle.try_take(), Some(Err(JobError::Cancelled)));
     }
 
+    /// A cancel of a running job wakes the worker waiting in it, and no
+    /// other (`src/watch.rs`): the other running job is not polled for it.
+    #[test]
+    fn a_cancel_wakes_only_the_worker_waiting_in_its_job() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let pool = parked();
+        let job = || async {
+            std::future::pending::<()>().await;
+            String::from("never")
+        };
+        let (mut cancelled, other) = (pool.submit(job()), pool.submit(job()));
+        let mut workers: Vec<_> = (0..2)
+            .map(|_| {
+                let count = Arc::new(Count(AtomicUsize::new(0)));
+                let entry = pool.shared().queue.pop().expect("queued");
+                (entry, crate::task::WorkerLocal::default(), count)
+            })
+            .collect();
+        for (entry, local, count) in &mut workers {
+            let waker = Waker::from(count.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert_eq!(entry.poll_in(&mut cx, local), Poll::Pending);
+        }
+        cancelled.cancel();
+        let woken: Vec<usize> = workers
+            .iter()
+            .map(|w| w.2 .0.load(Ordering::SeqCst))
+            .collect();
+        assert_eq!(woken, [1, 0], "only the cancelled job's worker is woken");
+        let (entry, local, _) = &mut workers[0];
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(entry.poll_in(&mut cx, local), Poll::Ready(()));
+        assert_eq!(cancelled.try_take(), Some(Err(JobError::Cancelled)));
+        assert!(!other.is_finished());
+        drop(pool.stop());
+    }
+
     fn slot_owned_by(pool: &Pool, refs: u32) -> crate::handle::Slot {
         crate::handle::Slot::new(pool.shared().clone(), None, 0, 0, refs)
     }

@@ -252,6 +252,12 @@ impl Slot {
         self.state.load(Ordering::Acquire) & (ENTRY_REF | HANDLE_REF) == refs
     }
 
+    /// The job's identity while its cell lives (the slot's address), for
+    /// the worker waiting in it (`src/watch.rs`).
+    pub(crate) fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// Whether the handle asked for a cancel.
     pub(crate) fn cancel_requested(&self) -> bool {
         self.state.load(Ordering::Acquire) & CANCEL != 0
@@ -342,7 +348,7 @@ impl Slot {
             self.complete_unstarted(ErrorCode::Cancelled, Final::Cancelled, Counted::Waiting);
         } else {
             // Running: its worker looks at the `CANCEL` bit when woken.
-            self.shared.watchers.wake_all();
+            self.shared.watchers.wake(self.id());
         }
     }
 
@@ -498,11 +504,10 @@ impl<T, E> ResultHandle<T, E> {
     ///   the closure returns (its value is dropped).
     /// - Already finished: nothing changes; the result stays available.
     ///
-    /// A cancel reaches a running job through its worker: the pool wakes
-    /// each of its workers whose job is waiting, and each looks whether its
-    /// job was the one cancelled. That costs one wake-up per waiting worker,
-    /// which is small beside the jobs, and costs nothing to the jobs that
-    /// are never cancelled.
+    /// A cancel reaches a running job through the worker waiting in it: the
+    /// pool looks through its workers for that job (a lock each) and wakes
+    /// that one worker. No other job is polled for it, and the jobs that are
+    /// never cancelled pay nothing.
     ///
     /// # Examples
     ///

@@ -673,7 +673,7 @@ impl<B: Body> Task<B> {
         local
             .watch
             .get_or_insert_with(|| slot.shared.watchers.watch())
-            .register(cx.waker());
+            .register(cx.waker(), slot.id());
         if slot.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }

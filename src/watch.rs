@@ -3,11 +3,14 @@
 //! A running job waits on its worker's waker. Rather than keep that waker in
 //! every job's slot (16 bytes per queued job, and a lock and a clone each
 //! time a job waits), each worker registers its waker in one [`Watch`] of
-//! its own, kept from job to job, and a cancel of a running job wakes every
-//! registered worker of the pool: the woken workers look at their job's
-//! `CANCEL` bit, and the one whose job it is ends it. A cancel of a running
-//! job therefore costs a wake-up of each worker that waits, which is rare
-//! next to the jobs themselves; a job that never waits registers nothing.
+//! its own, kept from job to job, with the job it is waiting in (its slot's
+//! address). A cancel of a running job looks through the pool's watches
+//! for that job and wakes its worker, which finds the job's `CANCEL` bit
+//! set: one lock per worker of the pool for the cancel, one wake-up, and no
+//! other job polled for nothing. A job that never waits registers nothing.
+//! (A slot's address is reused once its cell is freed: a watch left on an
+//! old job may get a wake-up meant for a new one at that address, which
+//! costs its worker one poll and loses nothing.)
 //!
 //! No wake-up is lost: a worker registers before it looks at the bit, and a
 //! cancel sets the bit before it wakes the registered workers. Both sides
@@ -21,26 +24,36 @@ use std::task::Waker;
 
 use crate::sync::{lock, Arc, Mutex};
 
-/// One worker's waker, for the cancels of the jobs it runs.
+/// One worker's waker and the job it waits in, for that job's cancel.
 pub(crate) struct Watch {
-    waker: Mutex<Option<Waker>>,
+    waiting: Mutex<Waiting>,
+}
+
+struct Waiting {
+    waker: Option<Waker>,
+    /// The job's slot address (0: none yet).
+    job: usize,
 }
 
 impl Watch {
-    /// Keeps `waker` to be woken by the next cancel (a clone only if it
-    /// changed).
-    pub(crate) fn register(&self, waker: &Waker) {
-        let mut slot = lock(&self.waker);
-        match &*slot {
+    /// Keeps `waker` to be woken if `job` (its slot's address) is cancelled
+    /// (a clone only if the waker changed).
+    pub(crate) fn register(&self, waker: &Waker, job: usize) {
+        let mut waiting = lock(&self.waiting);
+        waiting.job = job;
+        match &waiting.waker {
             Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
+            _ => waiting.waker = Some(waker.clone()),
         }
     }
 
-    fn wake(&self) {
-        let waker = lock(&self.waker).take();
-        if let Some(w) = waker {
-            w.wake();
+    /// Takes the waker if this watch waits in `job`.
+    fn take_for(&self, job: usize) -> Option<Waker> {
+        let mut waiting = lock(&self.waiting);
+        if waiting.job == job {
+            waiting.waker.take()
+        } else {
+            None
         }
     }
 }
@@ -66,7 +79,10 @@ impl Watchers {
     /// A new watch, for a worker that is about to wait for a job.
     pub(crate) fn watch(&self) -> Arc<Watch> {
         let watch = Arc::new(Watch {
-            waker: Mutex::new(None),
+            waiting: Mutex::new(Waiting {
+                waker: None,
+                job: 0,
+            }),
         });
         let mut list = lock(&self.list);
         if list.len() >= 16 && list.len().is_power_of_two() {
@@ -76,12 +92,14 @@ impl Watchers {
         watch
     }
 
-    /// Wakes every worker that registered its waker (a handle cancelled a
-    /// running job, whose worker finds out when it looks).
-    pub(crate) fn wake_all(&self) {
-        // Woken outside the list's lock.
+    /// Wakes the worker waiting in `job` (its slot's address), if one has
+    /// registered: its handle cancelled it, and the worker finds out when
+    /// it looks.
+    pub(crate) fn wake(&self, job: usize) {
+        // Looked through, and woken, outside the list's lock.
         let watches: Vec<Arc<Watch>> = lock(&self.list).iter().filter_map(Weak::upgrade).collect();
-        for w in watches {
+        let wakers: Vec<Waker> = watches.iter().filter_map(|w| w.take_for(job)).collect();
+        for w in wakers {
             w.wake();
         }
     }
@@ -105,18 +123,19 @@ mod tests {
     }
 
     /// Workers come and go: the watches of those that left are forgotten as
-    /// the list grows, and every live one that registered is still woken.
+    /// the list grows, and a cancel wakes the live worker waiting in the
+    /// cancelled job, and no other.
     #[test]
-    fn gone_watches_are_forgotten_and_live_ones_woken() {
+    fn gone_watches_are_forgotten_and_only_the_jobs_worker_is_woken() {
         let watchers = Watchers::default();
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut live = Vec::new();
-        for i in 0..200 {
+        for i in 0..200usize {
             let watch = watchers.watch();
             if i % 8 == 0 {
-                watch.register(&waker);
-                live.push(watch);
+                watch.register(&waker, 1000 + i);
+                live.push((watch, 1000 + i));
             }
         }
         let len = lock(&watchers.list).len();
@@ -125,12 +144,24 @@ mod tests {
             "{len} entries kept for {} live watches",
             live.len()
         );
-        watchers.wake_all();
+        watchers.wake(12_345);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "no worker waits in that job"
+        );
+        for (n, (_, job)) in live.iter().enumerate() {
+            watchers.wake(*job);
+            assert_eq!(count.0.load(Ordering::SeqCst), n + 1, "job {job}");
+        }
+        // A wake takes the waker: a second cancel finds nothing to wake
+        // until the worker registers again (for its next job).
+        watchers.wake(live[0].1);
         assert_eq!(count.0.load(Ordering::SeqCst), live.len());
-        // A wake takes the waker: the next cancel wakes only who registered
-        // again.
-        live[0].register(&waker);
-        watchers.wake_all();
+        live[0].0.register(&waker, 7);
+        watchers.wake(live[0].1);
+        assert_eq!(count.0.load(Ordering::SeqCst), live.len());
+        watchers.wake(7);
         assert_eq!(count.0.load(Ordering::SeqCst), live.len() + 1);
     }
 }
