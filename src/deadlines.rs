@@ -23,9 +23,11 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Instant;
+
+use crate::sync::lock_std as lock;
 
 /// The deadlines of a pool's running jobs, and the one timer for them.
 pub(crate) struct Deadlines {
@@ -83,10 +85,6 @@ pub(crate) struct Registration {
 /// Heap items beyond which stale ones are dropped (when they are the
 /// majority).
 const REBUILD_ABOVE: usize = 64;
-
-fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 impl Deadlines {
     pub(crate) fn new() -> Arc<Deadlines> {
@@ -177,10 +175,7 @@ impl Deadlines {
                     break Some(deadline);
                 }
                 inner.heap.pop();
-                woken.extend(e.waker.take());
-                e.generation = e.generation.wrapping_add(1);
-                inner.free.push(entry);
-                inner.live -= 1;
+                woken.extend(inner.free_entry(entry));
             };
             let Some(at) = next else {
                 inner.armed = None;
@@ -198,6 +193,19 @@ impl Deadlines {
             // Passed already: take it out now.
             inner.armed = None;
         }
+    }
+}
+
+impl Inner {
+    /// Frees the entry in use `entry` (its heap item goes stale); returns
+    /// its waker.
+    fn free_entry(&mut self, entry: u32) -> Option<Waker> {
+        let e = &mut self.entries[entry as usize];
+        let waker = e.waker.take();
+        e.generation = e.generation.wrapping_add(1);
+        self.free.push(entry);
+        self.live -= 1;
+        waker
     }
 }
 
@@ -219,15 +227,11 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut inner = lock(&self.deadlines.inner);
-        let e = &mut inner.entries[self.entry as usize];
-        if e.generation != self.generation {
+        if inner.entries[self.entry as usize].generation != self.generation {
             // Woken already: the entry was freed then.
             return;
         }
-        let waker = e.waker.take();
-        e.generation = e.generation.wrapping_add(1);
-        inner.free.push(self.entry);
-        inner.live -= 1;
+        let waker = inner.free_entry(self.entry);
         drop(inner);
         drop(waker);
     }
@@ -291,8 +295,8 @@ mod tests {
         );
         assert!(eventually(|| late.0.load(Ordering::SeqCst) == 1));
         assert!(Instant::now() >= now + Duration::from_millis(500));
-        // Each once, and nothing is left.
-        std::thread::sleep(Duration::from_millis(20));
+        // Each once, and nothing is left: both entries are free, so no later
+        // firing can wake either again.
         assert_eq!(early.0.load(Ordering::SeqCst), 1);
         assert_eq!(late.0.load(Ordering::SeqCst), 1);
         assert_eq!(lock(&d.inner).live, 0);
