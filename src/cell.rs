@@ -671,15 +671,6 @@ mod owners {
     /// other (`src/watch.rs`): the other running job is not polled for it.
     #[test]
     fn a_cancel_wakes_only_the_worker_waiting_in_its_job() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
         let pool = parked();
         let job = || async {
             std::future::pending::<()>().await;
@@ -688,21 +679,17 @@ mod owners {
         let (mut cancelled, other) = (pool.submit(job()), pool.submit(job()));
         let mut workers: Vec<_> = (0..2)
             .map(|_| {
-                let count = Arc::new(Count(AtomicUsize::new(0)));
                 let entry = pool.shared().queue.pop().expect("queued");
-                (entry, crate::task::WorkerLocal::default(), count)
+                let local = crate::task::WorkerLocal::default();
+                (entry, local, crate::testing::WakeCount::new())
             })
             .collect();
-        for (entry, local, count) in &mut workers {
-            let waker = Waker::from(count.clone());
-            let mut cx = Context::from_waker(&waker);
+        for (entry, local, (_, waker)) in &mut workers {
+            let mut cx = Context::from_waker(waker);
             assert_eq!(entry.poll_in(&mut cx, local), Poll::Pending);
         }
         cancelled.cancel();
-        let woken: Vec<usize> = workers
-            .iter()
-            .map(|w| w.2 .0.load(Ordering::SeqCst))
-            .collect();
+        let woken: Vec<usize> = workers.iter().map(|w| w.2 .0.get()).collect();
         assert_eq!(woken, [1, 0], "only the cancelled job's worker is woken");
         let (entry, local, _) = &mut workers[0];
         let mut cx = Context::from_waker(Waker::noop());

@@ -239,22 +239,13 @@ impl Drop for Registration {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
+    use crate::testing::WakeCount;
 
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counter() -> (Arc<Count>, Waker) {
-        let c = Arc::new(Count(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
+    fn counter() -> (Arc<WakeCount>, Waker) {
+        WakeCount::new()
     }
 
     /// A deadline an hour away, `i` ns after the last one made with a
@@ -286,19 +277,19 @@ mod tests {
         // The later one first: the earlier one must re-arm the timer.
         let _late = d.register(now + Duration::from_millis(500), &late_w);
         let _early = d.register(now + Duration::from_millis(20), &early_w);
-        assert!(eventually(|| early.0.load(Ordering::SeqCst) == 1));
+        assert!(eventually(|| early.get() == 1));
         assert!(Instant::now() >= now + Duration::from_millis(20));
         assert_eq!(
-            late.0.load(Ordering::SeqCst),
+            late.get(),
             0,
             "the early deadline waited for the late one's timer"
         );
-        assert!(eventually(|| late.0.load(Ordering::SeqCst) == 1));
+        assert!(eventually(|| late.get() == 1));
         assert!(Instant::now() >= now + Duration::from_millis(500));
         // Each once, and nothing is left: both entries are free, so no later
         // firing can wake either again.
-        assert_eq!(early.0.load(Ordering::SeqCst), 1);
-        assert_eq!(late.0.load(Ordering::SeqCst), 1);
+        assert_eq!(early.get(), 1);
+        assert_eq!(late.get(), 1);
         assert_eq!(lock(&d.inner).live, 0);
     }
 
@@ -307,7 +298,7 @@ mod tests {
         let d = Deadlines::new();
         let (c, w) = counter();
         let _r = d.register(Instant::now(), &w);
-        assert_eq!(c.0.load(Ordering::SeqCst), 1, "woken inside register");
+        assert_eq!(c.get(), 1, "woken inside register");
     }
 
     #[test]
@@ -318,8 +309,8 @@ mod tests {
         let (kept, kept_w) = counter();
         drop(d.register(now + Duration::from_millis(10), &gone_w));
         let _kept = d.register(now + Duration::from_millis(30), &kept_w);
-        assert!(eventually(|| kept.0.load(Ordering::SeqCst) == 1));
-        assert_eq!(gone.0.load(Ordering::SeqCst), 0);
+        assert!(eventually(|| kept.get() == 1));
+        assert_eq!(gone.get(), 0);
         assert_eq!(lock(&d.inner).live, 0);
     }
 
@@ -330,8 +321,8 @@ mod tests {
         let (new, new_w) = counter();
         let mut r = d.register(Instant::now() + Duration::from_millis(10), &old_w);
         r.set_waker(&new_w);
-        assert!(eventually(|| new.0.load(Ordering::SeqCst) == 1));
-        assert_eq!(old.0.load(Ordering::SeqCst), 0);
+        assert!(eventually(|| new.get() == 1));
+        assert_eq!(old.get(), 0);
     }
 
     /// The heap is rebuilt only once stale items outnumber live ones two to

@@ -151,6 +151,8 @@ mod set;
 mod shared;
 mod sync;
 mod task;
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod testing;
 mod trace;
 mod watch;
 mod worker;

@@ -107,20 +107,9 @@ impl Watchers {
 
 #[cfg(all(test, not(workerpoolxt_loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::{Wake, Waker};
-
     use super::Watchers;
     use crate::sync::lock;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::WakeCount;
 
     /// Workers come and go: the watches of those that left are forgotten as
     /// the list grows, and a cancel wakes the live worker waiting in the
@@ -128,8 +117,7 @@ mod tests {
     #[test]
     fn gone_watches_are_forgotten_and_only_the_jobs_worker_is_woken() {
         let watchers = Watchers::default();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = WakeCount::new();
         let mut live = Vec::new();
         for i in 0..200usize {
             let watch = watchers.watch();
@@ -145,23 +133,19 @@ mod tests {
             live.len()
         );
         watchers.wake(12_345);
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            0,
-            "no worker waits in that job"
-        );
+        assert_eq!(count.get(), 0, "no worker waits in that job");
         for (n, (_, job)) in live.iter().enumerate() {
             watchers.wake(*job);
-            assert_eq!(count.0.load(Ordering::SeqCst), n + 1, "job {job}");
+            assert_eq!(count.get(), n + 1, "job {job}");
         }
         // A wake takes the waker: a second cancel finds nothing to wake
         // until the worker registers again (for its next job).
         watchers.wake(live[0].1);
-        assert_eq!(count.0.load(Ordering::SeqCst), live.len());
+        assert_eq!(count.get(), live.len());
         live[0].0.register(&waker, 7);
         watchers.wake(live[0].1);
-        assert_eq!(count.0.load(Ordering::SeqCst), live.len());
+        assert_eq!(count.get(), live.len());
         watchers.wake(7);
-        assert_eq!(count.0.load(Ordering::SeqCst), live.len() + 1);
+        assert_eq!(count.get(), live.len() + 1);
     }
 }
