@@ -96,9 +96,14 @@ impl Watchers {
     /// registered: its handle cancelled it, and the worker finds out when
     /// it looks.
     pub(crate) fn wake(&self, job: usize) {
-        // Looked through, and woken, outside the list's lock.
-        let watches: Vec<Arc<Watch>> = lock(&self.list).iter().filter_map(Weak::upgrade).collect();
-        let wakers: Vec<Waker> = watches.iter().filter_map(|w| w.take_for(job)).collect();
+        // Looked through under the list's lock (a watch's lock is only ever
+        // taken inside it, never the other way round), woken outside it. A
+        // job has one worker: the list is rarely more than one waker.
+        let wakers: Vec<Waker> = lock(&self.list)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|w| w.take_for(job))
+            .collect();
         for w in wakers {
             w.wake();
         }
