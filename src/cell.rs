@@ -45,7 +45,7 @@ use std::sync::atomic::AtomicPtr;
 use std::task::{Context, Poll};
 
 use crate::error::JobError;
-use crate::handle::{release_ref, ErrorCode, Slot, ENTRY_REF, HANDLE_REF};
+use crate::handle::{release_ref, Slot, ENTRY_REF, HANDLE_REF};
 use crate::task::{Body, Finished, Task, WorkerLocal};
 
 /// The header every job cell starts with: the queue's link and the cell's
@@ -213,10 +213,7 @@ where
             ManuallyDrop::drop(&mut (*stage).task);
         }));
         let Some(f) = finished else { return };
-        let code = match &f.result {
-            Ok(_) => None,
-            Err(e) => ErrorCode::of(e),
-        };
+        let code = f.code();
         if code.is_none() {
             // SAFETY: the task is gone; the stage is the entry's until
             // `publish` sets `COMPLETE`, after which only the handle reads

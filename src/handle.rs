@@ -42,7 +42,7 @@ const LOCKED: u32 = 1 << 6;
 /// The result is in the cell, where the task was (a value, or an error that
 /// carries one). Without it, a complete slot's result is the error that its
 /// [code](ErrorCode) names.
-pub(crate) const STORED: u32 = 1 << 7;
+const STORED: u32 = 1 << 7;
 /// The job never started: no attempt, no run time.
 const UNSTARTED: u32 = 1 << 8;
 /// Where a result's [`ErrorCode`] sits in the state word (three bits).

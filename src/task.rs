@@ -185,13 +185,6 @@ impl Interrupt {
             Interrupt::TimedOut => (JobError::TimedOut, Final::TimedOut),
         }
     }
-
-    fn code(self) -> (ErrorCode, Final) {
-        match self {
-            Interrupt::Cancelled => (ErrorCode::Cancelled, Final::Cancelled),
-            Interrupt::TimedOut => (ErrorCode::TimedOut, Final::TimedOut),
-        }
-    }
 }
 
 /// The task's attempt, from its projection: `Pin<&mut Option<_>>` as
@@ -274,6 +267,12 @@ pub(crate) struct Finished<B: Body> {
 }
 
 impl<B: Body> Finished<B> {
+    /// The code of a result that carries nothing (published without being
+    /// stored); `None` for a value or an error that carries one.
+    pub(crate) fn code(&self) -> Option<ErrorCode> {
+        self.result.as_ref().err().and_then(ErrorCode::of)
+    }
+
     /// A job that leaves the queue unstarted, now.
     fn unstarted(slot: &Slot, error: JobError<B::Error>, how: Final) -> Self {
         Finished {
@@ -736,7 +735,8 @@ impl<B: Body> Task<B> {
             // Published now, while the task lives on: an interrupt carries
             // nothing, so it needs no room in the cell.
             let f = Self::complete(this, slot, Err(err), how);
-            slot.publish(Some(why.code().0), f.record, f.how, f.counted);
+            debug_assert!(f.code().is_some(), "an interrupt carries nothing");
+            slot.publish(f.code(), f.record, f.how, f.counted);
             *this.phase = Phase::Draining;
             return Self::drain(this, slot, cx);
         }
