@@ -1,6 +1,6 @@
 //! [`Metrics`]: counters of what the pool did, read as a snapshot.
 
-use crate::sync::{AtomicU64, Ordering, Padded};
+use crate::sync::{AtomicU64, Ordering};
 
 /// A snapshot of a pool's counters, from [`Pool::metrics`](crate::Pool::metrics).
 ///
@@ -131,8 +131,11 @@ impl Final {
 /// pool's scheduling state, not here.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Written by submitters, on its own cache line.
-    pub(crate) submitted: Padded<AtomicU64>,
+    /// Submissions refused before they got a place in the queue (the pool
+    /// had stopped, or a bounded queue was full). `submitted` is these plus
+    /// the places handed out (`Shared::enqueued`), which submits count
+    /// anyway: no counter of its own to bump on every submit.
+    pub(crate) refused: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
     timed_out: AtomicU64,
@@ -157,7 +160,14 @@ impl Counters {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, waiting: u64, running: u64, draining: u64) -> Metrics {
+    /// `places` reads `Shared::enqueued`, the places handed out in the queue.
+    pub(crate) fn snapshot(
+        &self,
+        waiting: u64,
+        running: u64,
+        draining: u64,
+        places: impl FnOnce() -> u64,
+    ) -> Metrics {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         // Finals first and `submitted` last: a job counted in a final counter
         // was submitted before, so the snapshot never shows more finished
@@ -176,7 +186,7 @@ impl Counters {
             retried: r(&self.retried),
             submitted: 0,
         };
-        m.submitted = r(&self.submitted.0);
+        m.submitted = places() + r(&self.refused);
         m
     }
 }

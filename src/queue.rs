@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::cell::{Link, QueueEntry};
 use crate::sync::Padded;
@@ -64,6 +64,10 @@ struct Head {
     /// The next node to hand out, or the stub. Written under `popping`; read
     /// without it only to compare with the stub (never dereferenced then).
     node: AtomicPtr<Link>,
+    /// Entries handed out so far, in FIFO order. Written under `popping`
+    /// (a plain store, on the line the pop has just taken anyway), read
+    /// anywhere.
+    pops: AtomicUsize,
 }
 
 pub(crate) struct Queue {
@@ -94,6 +98,7 @@ impl Queue {
             head: Padded(Head {
                 popping: AtomicBool::new(false),
                 node: AtomicPtr::new(stub_ptr),
+                pops: AtomicUsize::new(0),
             }),
             tail: Padded(AtomicPtr::new(stub_ptr)),
             stub,
@@ -174,6 +179,12 @@ impl Queue {
     /// producer is about to finish. That is why pushing never blocks on a
     /// consumer, and popping rarely waits on a producer.
     pub(crate) fn pop(&self) -> Result<QueueEntry, PopError> {
+        self.pop_counted().map(|(entry, _)| entry)
+    }
+
+    /// [`pop`](Self::pop), and how many entries were handed out so far,
+    /// this one included.
+    pub(crate) fn pop_counted(&self) -> Result<(QueueEntry, usize), PopError> {
         if self.is_empty() {
             return Err(PopError::Empty);
         }
@@ -182,9 +193,13 @@ impl Queue {
         loop {
             match self.try_pop_locked() {
                 Taken::Node(node) => {
+                    // Only the holder of `popping` writes the count. `Release`:
+                    // a reader that sees the count sees the pop's effects.
+                    let pops = self.head.pops.load(Ordering::Relaxed) + 1;
+                    self.head.pops.store(pops, Ordering::Release);
                     // SAFETY: `node` was linked by `push`, which gave the
                     // queue its reference; taking it moves that reference out.
-                    return Ok(unsafe { QueueEntry::from_raw(node) });
+                    return Ok((unsafe { QueueEntry::from_raw(node) }, pops));
                 }
                 Taken::Empty => return Err(PopError::Empty),
                 Taken::Linking => backoff(&mut spins),
@@ -244,6 +259,12 @@ impl Queue {
         }
         self.head.node.store(next, Ordering::Release);
         Taken::Node(head)
+    }
+
+    /// How many entries were handed out so far ([`pop`](Self::pop) counts
+    /// them in FIFO order).
+    pub(crate) fn pops(&self) -> usize {
+        self.head.pops.load(Ordering::SeqCst)
     }
 
     /// Whether nothing is queued (see the module docs for why this is

@@ -47,10 +47,22 @@ pub(crate) const BACKLOG: usize = 64;
 /// stops counting on it and finds another worker (see [`Shared::push`]).
 pub(crate) const LONG_POLL_NS: u64 = 100_000;
 
+/// How old the searcher lets the poll start it published grow before it
+/// publishes a newer one (see `worker.rs`, `Search::poll_begins`): so a
+/// submit may also find another worker for a poll that has lasted
+/// `LONG_POLL_NS - HEARTBEAT_NS`.
+#[cfg(not(workerpoolxt_loom))]
+pub(crate) const HEARTBEAT_NS: u64 = LONG_POLL_NS / 4;
+/// Under loom every poll is published: a store that depends on the time
+/// between two clock readings would make the models' runs differ.
+#[cfg(workerpoolxt_loom)]
+pub(crate) const HEARTBEAT_NS: u64 = 0;
+
 /// `searching`: no worker searches.
 pub(crate) const NO_SEARCH: u64 = 0;
-/// `searching`: a worker searches, between jobs. Larger values: it runs a
-/// job whose poll began at `value - SEARCHING - 1` ns since the epoch.
+/// `searching`: a worker searches, between jobs. Larger values: it runs
+/// jobs, and the poll it is in (if any) began no earlier than `value -
+/// SEARCHING - 1` ns since the epoch (and at most [`HEARTBEAT_NS`] later).
 pub(crate) const SEARCHING: u64 = 1;
 
 /// Submits look at the backlog once per this many tickets (it costs a read
@@ -93,8 +105,9 @@ pub(crate) struct Shared {
     /// Whether a worker is searching: awake, and it looks at the queue again
     /// before it sleeps or waits for anything else (`worker.rs`). While it
     /// is, a submit wakes nobody (see `push`). [`NO_SEARCH`], [`SEARCHING`]
-    /// (between jobs), or the time its current job's poll began plus
-    /// [`SEARCHING`] + 1 (ns since the epoch). Submitters read it after
+    /// (between jobs), or, while it runs jobs, a time no later than the
+    /// start of the poll it is in (ns since the epoch) plus [`SEARCHING`] + 1
+    /// (see [`HEARTBEAT_NS`]). Submitters read it after
     /// pushing, and the searcher looks at the queue after clearing it (both
     /// `SeqCst`), so a job is always seen by the searcher or finds a worker
     /// itself.
@@ -106,8 +119,6 @@ pub(crate) struct Shared {
     pub(crate) pause_barrier: AtomicUsize,
     /// The barriers of the live pauses (pauses are rare: a lock is fine).
     pause_barriers: std::sync::Mutex<Vec<usize>>,
-    /// Entries workers took out of the queue, in FIFO order.
-    pub(crate) popped: Padded<AtomicUsize>,
     /// Live pause guards, plus pauses checking whether they can take hold:
     /// while above zero, no job starts.
     pub(crate) hold_all: AtomicUsize,
@@ -178,7 +189,6 @@ impl Shared {
             paused: AtomicUsize::new(0),
             pause_barrier: AtomicUsize::new(usize::MAX),
             pause_barriers: std::sync::Mutex::new(Vec::new()),
-            popped: Padded(AtomicUsize::new(0)),
             hold_all: AtomicUsize::new(0),
             held: std::sync::Mutex::new(Vec::new()),
             pause_held: AtomicU8::new(0),
@@ -271,8 +281,12 @@ impl Shared {
         // `running` before `waiting`: see the module docs.
         let draining = self.draining.load(Ordering::SeqCst);
         let running = self.running.load(Ordering::SeqCst);
-        self.counters
-            .snapshot(self.waiting() as u64, running as u64, draining as u64)
+        self.counters.snapshot(
+            self.waiting() as u64,
+            running as u64,
+            draining as u64,
+            || self.enqueued.load(Ordering::SeqCst) as u64,
+        )
     }
 
     /// Busy slots: running jobs and draining closures. `draining` is read
@@ -340,7 +354,8 @@ impl Shared {
     /// inside the poll of a job, though, and a poll that computes (or blocks
     /// its thread) for long would leave the queue unattended; so a submit
     /// finds another worker all the same once that poll has lasted
-    /// [`LONG_POLL_NS`], or once [`BACKLOG`] jobs wait.
+    /// [`LONG_POLL_NS`] (or up to [`HEARTBEAT_NS`] less), or once
+    /// [`BACKLOG`] jobs wait.
     pub(crate) fn push(
         self: &Arc<Self>,
         task: QueueEntry,
@@ -357,7 +372,8 @@ impl Shared {
         } else if search > SEARCHING
             && submitted.saturating_sub(search - SEARCHING - 1) >= LONG_POLL_NS
         {
-            // The searcher is stuck in one poll.
+            // The searcher is stuck in one poll (or its executor thread
+            // is busy elsewhere after a yield between jobs).
             self.find_worker();
         } else if !was_empty
             && (ticket.is_multiple_of(BACKLOG_CHECK) || self.capacity.is_some())
@@ -371,11 +387,17 @@ impl Shared {
     /// Whether the jobs queued up to the place `reserved` (a ticket, or
     /// `enqueued`) are a backlog that calls for another worker even while one
     /// searches: [`BACKLOG`] jobs, or half a bounded queue if that is less.
-    /// `popped` counts the entries taken in FIFO order: the difference is the
-    /// queue's depth (an upper bound: a place refused after a stop is never
-    /// popped).
+    /// The queue counts the entries taken out in FIFO order (`pops`): the
+    /// difference is the queue's depth (an upper bound: a place refused after
+    /// a stop is never popped).
     pub(crate) fn backlog_behind(&self, reserved: usize) -> bool {
-        let depth = reserved.saturating_sub(self.popped.load(Ordering::Relaxed));
+        self.backlog_between(reserved, self.queue.pops())
+    }
+
+    /// [`backlog_behind`](Self::backlog_behind) with the pops counted
+    /// already.
+    pub(crate) fn backlog_between(&self, reserved: usize, pops: usize) -> bool {
+        let depth = reserved.saturating_sub(pops);
         depth >= self.capacity.map_or(BACKLOG, |c| BACKLOG.min(c / 2))
     }
 
@@ -383,12 +405,13 @@ impl Shared {
     /// submitters' hint (up to [`BACKLOG_CHECK`] submits old, which a
     /// threshold of [`BACKLOG`] does not mind), or, for a bounded queue whose
     /// threshold may be a handful of jobs, by `enqueued` itself.
-    pub(crate) fn backlog_seen(&self) -> bool {
+    /// `pops` is the queue's count as the worker's pop left it.
+    pub(crate) fn backlog_seen(&self, pops: usize) -> bool {
         let reserved = match self.capacity {
             None => self.enqueued_hint.load(Ordering::Relaxed),
             Some(_) => self.enqueued.load(Ordering::Relaxed),
         };
-        self.backlog_behind(reserved)
+        self.backlog_between(reserved, pops)
     }
 
     /// Takes the search (`true`) unless another worker has it.
@@ -610,9 +633,7 @@ impl Shared {
     /// running, none is held back by an earlier pause), and from now on no
     /// job starts. On `true` the caller owns one count of `hold_all`.
     pub(crate) fn try_take_hold(&self, barrier: usize) -> bool {
-        let quiet = |s: &Shared| {
-            s.busy.load(Ordering::SeqCst) == 0 && s.popped.load(Ordering::SeqCst) >= barrier
-        };
+        let quiet = |s: &Shared| s.busy.load(Ordering::SeqCst) == 0 && s.queue.pops() >= barrier;
         if !quiet(self) {
             return false;
         }

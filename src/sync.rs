@@ -116,14 +116,19 @@ pub(crate) fn lock_std<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGu
 mod loom_queue {
     use std::collections::VecDeque;
 
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
     pub(crate) struct Queue<T> {
         inner: loom::sync::Mutex<(VecDeque<T>, bool)>,
+        /// Entries handed out, written under `inner` as the real queue does.
+        pops: AtomicUsize,
     }
 
     impl<T> Queue<T> {
         pub(crate) fn unbounded() -> Self {
             Queue {
                 inner: loom::sync::Mutex::new((VecDeque::new(), false)),
+                pops: AtomicUsize::new(0),
             }
         }
 
@@ -138,7 +143,19 @@ mod loom_queue {
         }
 
         pub(crate) fn pop(&self) -> Result<T, ()> {
-            self.inner.lock().unwrap().0.pop_front().ok_or(())
+            self.pop_counted().map(|(value, _)| value)
+        }
+
+        pub(crate) fn pop_counted(&self) -> Result<(T, usize), ()> {
+            let mut q = self.inner.lock().unwrap();
+            let value = q.0.pop_front().ok_or(())?;
+            let pops = self.pops.load(Ordering::Relaxed) + 1;
+            self.pops.store(pops, Ordering::Release);
+            Ok((value, pops))
+        }
+
+        pub(crate) fn pops(&self) -> usize {
+            self.pops.load(Ordering::SeqCst)
         }
 
         pub(crate) fn is_empty(&self) -> bool {

@@ -15,14 +15,18 @@
 //! wakes a worker then if jobs wait. Two rules keep a job that holds its
 //! thread inside one poll from keeping the queue to itself: a submit that
 //! finds the searcher in one poll for `LONG_POLL_NS` wakes another worker,
-//! and so does a backlog of `BACKLOG` jobs (see `Shared::push`).
+//! and so does a backlog of `BACKLOG` jobs (see `Shared::push`). The
+//! searcher publishes when its poll began only every `HEARTBEAT_NS` of a
+//! streak of jobs (`Search::poll_begins`), so the same holds when its thread
+//! is away for that long between two jobs of a streak (the yield every
+//! `YIELD_EVERY` jobs, to a busy executor).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::runtime::{clock_hint, BoxFuture, Sleep};
-use crate::shared::{wait_until, Shared, BACKLOG_CHECK, STOPPED};
+use crate::shared::{wait_until, Shared, BACKLOG_CHECK, HEARTBEAT_NS, STOPPED};
 use crate::sync::{Arc, Ordering};
 use crate::task::WorkerLocal;
 
@@ -84,6 +88,9 @@ const SEARCH_YIELDS: u32 = 1;
 struct Search<'a> {
     shared: &'a Arc<Shared>,
     held: bool,
+    /// The poll start the searcher published last (ns since the epoch), or
+    /// `None` if `searching` says it is between jobs.
+    beat: Option<u64>,
 }
 
 impl Search<'_> {
@@ -91,8 +98,36 @@ impl Search<'_> {
     fn try_take(&mut self) -> bool {
         if !self.held {
             self.held = self.shared.try_search();
+            self.beat = None;
         }
         self.held
+    }
+
+    /// The searcher begins a poll of a job at `at` (ns since the epoch).
+    ///
+    /// Submitters read `searching` on every submit, so the searcher writes
+    /// it only when what it says has grown [`HEARTBEAT_NS`] old: it keeps
+    /// the start of an earlier poll otherwise. The published start is never
+    /// later than that of the poll under way (a poll that has lasted
+    /// [`LONG_POLL_NS`](crate::shared::LONG_POLL_NS) is always seen), and at most `HEARTBEAT_NS` earlier.
+    /// Two stores per job, each taking back a line the submitter had just
+    /// read, were a tenth of W1's time.
+    fn poll_begins(&mut self, at: u64) {
+        if self
+            .beat
+            .is_none_or(|beat| at.saturating_sub(beat) >= HEARTBEAT_NS)
+        {
+            self.shared.searcher_in_job(Some(at));
+            self.beat = Some(at);
+        }
+    }
+
+    /// The searcher is between jobs for longer than a pop: it looks at an
+    /// empty queue. A submit meanwhile must not take that for a long poll.
+    fn between_jobs(&mut self) {
+        if self.beat.take().is_some() {
+            self.shared.searcher_in_job(None);
+        }
     }
 
     /// Gives the search up before the worker waits for anything but the
@@ -100,6 +135,7 @@ impl Search<'_> {
     /// meanwhile gets a worker now.
     fn give_up(&mut self) {
         if std::mem::take(&mut self.held) {
+            self.beat = None;
             self.shared.end_search();
         }
     }
@@ -117,6 +153,7 @@ async fn run(mut slot: Slot) {
     let mut search = Search {
         shared: &shared,
         held: false,
+        beat: None,
     };
     // The idle timer lives across idle spells: it is armed once, and when it
     // fires the worker leaves only if it ran no job since it was armed.
@@ -139,8 +176,7 @@ async fn run(mut slot: Slot) {
             // Count in as running before looking at the pause (see `shared`
             // for why this order).
             shared.busy.fetch_add(1, Ordering::SeqCst);
-            if let Ok(mut task) = shared.queue.pop() {
-                let popped = shared.popped.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Ok((mut task, popped)) = shared.queue.pop_counted() {
                 // The worker keeps (or takes) the search while it runs this
                 // job: submits meanwhile count on it (see `Shared::push`)...
                 let kept = search.held;
@@ -149,7 +185,7 @@ async fn run(mut slot: Slot) {
                 // this job holds its thread for long. (A worker that has
                 // been searching for a while looks only now and then: its
                 // jobs have been short, and submits look too.)
-                if (!kept || popped.is_multiple_of(BACKLOG_CHECK)) && shared.backlog_seen() {
+                if (!kept || popped.is_multiple_of(BACKLOG_CHECK)) && shared.backlog_seen(popped) {
                     shared.find_worker();
                 }
                 // A pause that began before this job was queued holds it
@@ -181,15 +217,13 @@ async fn run(mut slot: Slot) {
                         }
                         if first && search.held {
                             // Submitters look at how long this poll lasts.
-                            shared.searcher_in_job(Some(poll_start(&shared)));
+                            search.poll_begins(poll_start(&shared));
                         }
                         first = false;
                         let polled = task.poll_in(cx, &mut local);
                         if polled.is_pending() {
                             search.give_up();
                             clock_hint::clear();
-                        } else if search.held {
-                            shared.searcher_in_job(None);
                         }
                         polled
                     })
@@ -224,6 +258,7 @@ async fn run(mut slot: Slot) {
         // that finds it searching wakes nobody, so a steady stream of short
         // jobs costs no wake-up at all.
         if search.try_take() && !shared.too_many_workers() {
+            search.between_jobs();
             let mut found = false;
             for _ in 0..SEARCH_YIELDS {
                 futures_lite::future::yield_now().await;
@@ -328,5 +363,56 @@ impl Future for IdleWait<'_> {
             }
         }
         Poll::Pending
+    }
+}
+
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod tests {
+    use super::Search;
+    use crate::shared::{HEARTBEAT_NS, NO_SEARCH, SEARCHING};
+    use crate::sync::Ordering;
+    use crate::Pool;
+
+    /// What a submit reads of the searcher: the start of a poll no later
+    /// than the one under way and at most `HEARTBEAT_NS` earlier, written
+    /// only when it would grow older than that; "between jobs" once it
+    /// looks at an empty queue; nothing once it gives the search up.
+    #[test]
+    fn the_searcher_publishes_a_poll_start_once_per_heartbeat() {
+        let pool = Pool::builder().spawner(drop).build();
+        let shared = pool.shared();
+        let read = || shared.searching.load(Ordering::SeqCst);
+        let poll = |t: u64| t + SEARCHING + 1;
+        let mut search = Search {
+            shared,
+            held: false,
+            beat: None,
+        };
+        assert!(search.try_take());
+        assert_eq!(read(), SEARCHING);
+        search.poll_begins(1_000);
+        assert_eq!(read(), poll(1_000), "the first poll is published");
+        search.poll_begins(1_000 + HEARTBEAT_NS - 1);
+        assert_eq!(read(), poll(1_000), "a younger start is not");
+        search.poll_begins(1_000 + HEARTBEAT_NS);
+        assert_eq!(
+            read(),
+            poll(1_000 + HEARTBEAT_NS),
+            "one heartbeat on, it is"
+        );
+        search.between_jobs();
+        assert_eq!(read(), SEARCHING);
+        search.poll_begins(1_000 + HEARTBEAT_NS + 1);
+        assert_eq!(
+            read(),
+            poll(1_000 + HEARTBEAT_NS + 1),
+            "after a look at the queue, the next poll is published at once"
+        );
+        search.give_up();
+        assert_eq!(read(), NO_SEARCH);
+        // Taken again: the heartbeat starts over.
+        assert!(search.try_take());
+        search.poll_begins(1_000 + HEARTBEAT_NS + 2);
+        assert_eq!(read(), poll(1_000 + HEARTBEAT_NS + 2));
     }
 }
