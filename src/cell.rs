@@ -45,7 +45,7 @@ use std::sync::atomic::AtomicPtr;
 use std::task::{Context, Poll};
 
 use crate::error::JobError;
-use crate::handle::{release_ref, Slot, ENTRY_REF, HANDLE_REF};
+use crate::handle::{release_handle_ref, release_ref, Slot, ENTRY_REF, HANDLE_REF};
 use crate::task::{Body, Finished, Task, WorkerLocal};
 
 /// The header every job cell starts with: the queue's link and the cell's
@@ -526,7 +526,7 @@ impl<T, E> Drop for HandleRef<T, E> {
         // vtable of its own type frees.
         unsafe {
             let vtable = (*link).vtable;
-            if release_ref(&head(link).slot.state, HANDLE_REF) {
+            if release_handle_ref(&head(link).slot.state) {
                 (vtable.free)(link);
             }
         }

@@ -150,6 +150,16 @@ pub(crate) fn release_ref(state: &AtomicU32, bit: u32) -> bool {
     prev & (ENTRY_REF | HANDLE_REF) == bit
 }
 
+/// [`release_ref`] of [`HANDLE_REF`], without the read-modify-write when
+/// the entry has given its reference up already (the common case: a handle
+/// awaited after its job ended). `true` if it was the last reference.
+pub(crate) fn release_handle_ref(state: &AtomicU32) -> bool {
+    // `Acquire`: pairs with the entry's `AcqRel` release, after which the
+    // entry never touches the cell again; nothing else can reach it, so the
+    // handle owns it alone and frees it without a word to anyone.
+    state.load(Ordering::Acquire) & ENTRY_REF == 0 || release_ref(state, HANDLE_REF)
+}
+
 /// The gauge a job is counted in until its outcome is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Counted {
@@ -383,7 +393,15 @@ impl Slot {
         } else {
             Err(ErrorCode::error(state))
         };
-        self.state.fetch_or(TAKEN, Ordering::Release);
+        if state & ENTRY_REF == 0 {
+            // The handle owns the cell alone (see `release_handle_ref`): no
+            // other thread reads or writes the word any more.
+            self.state.store(state | TAKEN, Ordering::Relaxed);
+        } else {
+            // `Release`: the entry, if it frees the cell, sees the result
+            // moved out (`stored_and_untaken`).
+            self.state.fetch_or(TAKEN, Ordering::Release);
+        }
         let started = state & UNSTARTED == 0;
         // SAFETY: `COMPLETE` was set (Acquire above) in the step that wrote
         // the run time under the lock; nothing writes it after.

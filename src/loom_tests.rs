@@ -255,6 +255,45 @@ fn loom_complete_vs_handle_drop() {
     });
 }
 
+/// A job completes on a worker while its handle takes the result on another
+/// thread and is then dropped: the output is dropped exactly once, by the
+/// taker, whether the handle took it while the entry still held the cell
+/// (a read-modify-write of the state) or after (the handle alone: plain
+/// stores, and the handle frees the cell).
+#[test]
+fn loom_complete_vs_handle_take() {
+    model(|| {
+        let pool = manual_pool();
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        struct Output(Arc<loom::sync::atomic::AtomicUsize>);
+        impl Drop for Output {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let out = Output(drops.clone());
+        let mut handle = pool.submit(async move { out });
+        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
+        let worker = thread::spawn(move || {
+            assert!(poll_once(&mut entry).is_ready());
+        });
+        let taker = thread::spawn(move || {
+            let output = loop {
+                match handle.try_take() {
+                    Some(result) => break result,
+                    None => thread::yield_now(),
+                }
+            };
+            drop(handle);
+            assert!(output.is_ok());
+            drop(output);
+        });
+        worker.join().unwrap();
+        taker.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
 /// One submitter and one worker at N = 1: the worker takes whatever the
 /// submitter queued; the handle resolves with the value, and the counters
 /// agree.
