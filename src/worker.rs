@@ -112,6 +112,8 @@ impl Search<'_> {
     /// [`LONG_POLL_NS`](crate::shared::LONG_POLL_NS) is always seen), and at most `HEARTBEAT_NS` earlier.
     /// Two stores per job, each taking back a line the submitter had just
     /// read, were a tenth of W1's time.
+    // (Under loom `HEARTBEAT_NS` is 0: every poll is published.)
+    #[cfg_attr(workerpoolxt_loom, allow(clippy::absurd_extreme_comparisons))]
     fn poll_begins(&mut self, at: u64) {
         if self
             .beat
