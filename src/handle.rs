@@ -154,10 +154,16 @@ pub(crate) fn release_ref(state: &AtomicU32, bit: u32) -> bool {
 /// the entry has given its reference up already (the common case: a handle
 /// awaited after its job ended). `true` if it was the last reference.
 pub(crate) fn release_handle_ref(state: &AtomicU32) -> bool {
-    // `Acquire`: pairs with the entry's `AcqRel` release, after which the
-    // entry never touches the cell again; nothing else can reach it, so the
-    // handle owns it alone and frees it without a word to anyone.
-    state.load(Ordering::Acquire) & ENTRY_REF == 0 || release_ref(state, HANDLE_REF)
+    handle_alone(state.load(Ordering::Acquire)) || release_ref(state, HANDLE_REF)
+}
+
+/// Whether the state word `state` (read with `Acquire`) says the handle owns
+/// its cell alone: the entry has given its reference up. The entry's release
+/// is `AcqRel`, and after it the entry never touches the cell again; nothing
+/// else can reach the cell, so from then on the handle reads and writes it
+/// (the state word included) without a word to anyone.
+fn handle_alone(state: u32) -> bool {
+    state & ENTRY_REF == 0
 }
 
 /// The gauge a job is counted in until its outcome is published.
@@ -393,9 +399,8 @@ impl Slot {
         } else {
             Err(ErrorCode::error(state))
         };
-        if state & ENTRY_REF == 0 {
-            // The handle owns the cell alone (see `release_handle_ref`): no
-            // other thread reads or writes the word any more.
+        if handle_alone(state) {
+            // No other thread reads or writes the word any more.
             self.state.store(state | TAKEN, Ordering::Relaxed);
         } else {
             // `Release`: the entry, if it frees the cell, sees the result

@@ -53,6 +53,10 @@ pub(crate) const LONG_POLL_NS: u64 = 100_000;
 /// `LONG_POLL_NS - HEARTBEAT_NS`.
 #[cfg(not(workerpoolxt_loom))]
 pub(crate) const HEARTBEAT_NS: u64 = LONG_POLL_NS / 4;
+// `Pool::submit`'s docs promise that a poll shorter than 75 µs never gets
+// another worker by its length alone.
+#[cfg(not(workerpoolxt_loom))]
+const _: () = assert!(HEARTBEAT_NS <= LONG_POLL_NS - 75_000);
 /// Under loom every poll is published: a store that depends on the time
 /// between two clock readings would make the models' runs differ.
 #[cfg(workerpoolxt_loom)]
@@ -405,8 +409,13 @@ impl Shared {
     /// submitters' hint (up to [`BACKLOG_CHECK`] submits old, which a
     /// threshold of [`BACKLOG`] does not mind), or, for a bounded queue whose
     /// threshold may be a handful of jobs, by `enqueued` itself.
-    /// `pops` is the queue's count as the worker's pop left it.
-    pub(crate) fn backlog_seen(&self, pops: usize) -> bool {
+    /// `pops` is the queue's count as the worker's pop left it. A worker
+    /// that was searching already (`searching`) looks only every
+    /// [`BACKLOG_CHECK`] pops: its jobs have been short, and submits look too.
+    pub(crate) fn backlog_seen(&self, pops: usize, searching: bool) -> bool {
+        if searching && !pops.is_multiple_of(BACKLOG_CHECK) {
+            return false;
+        }
         let reserved = match self.capacity {
             None => self.enqueued_hint.load(Ordering::Relaxed),
             Some(_) => self.enqueued.load(Ordering::Relaxed),

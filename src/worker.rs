@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::runtime::{clock_hint, BoxFuture, Sleep};
-use crate::shared::{wait_until, Shared, BACKLOG_CHECK, HEARTBEAT_NS, STOPPED};
+use crate::shared::{wait_until, Shared, HEARTBEAT_NS, STOPPED};
 use crate::sync::{Arc, Ordering};
 use crate::task::WorkerLocal;
 
@@ -184,10 +184,8 @@ async fn run(mut slot: Slot) {
                 let kept = search.held;
                 search.try_take();
                 // ...but a backlog behind it gets another worker, in case
-                // this job holds its thread for long. (A worker that has
-                // been searching for a while looks only now and then: its
-                // jobs have been short, and submits look too.)
-                if (!kept || popped.is_multiple_of(BACKLOG_CHECK)) && shared.backlog_seen(popped) {
+                // this job holds its thread for long.
+                if shared.backlog_seen(popped, kept) {
                     shared.find_worker();
                 }
                 // A pause that began before this job was queued holds it
