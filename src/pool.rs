@@ -126,7 +126,9 @@ impl Pool {
     /// worker that runs jobs finishing in their first poll looks at the queue
     /// between them, and submits do not wake another worker meanwhile: that
     /// is what makes short jobs cheap. Jobs submitted in the first 75 µs of
-    /// such a poll, fewer than 64, wait for it to return.)
+    /// such a poll, fewer than 64, wait for it to return; so do such jobs
+    /// queued after a worker that an earlier backlog woke has run out of
+    /// work and gone back to sleep.)
     ///
     /// # Examples
     ///
