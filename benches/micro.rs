@@ -23,9 +23,18 @@
 //!   taking its result.
 //! - `submit+drop queued`: submitting a job and dropping its handle while the
 //!   job waits in the queue.
+//! - `submit, paused`: W1's submit on one thread: jobs submitted to a paused
+//!   pool of 64 workers (nothing runs, no worker competes for a core), every
+//!   handle kept, so each cell is fresh memory as in W1. `BENCHMARKS.md`
+//!   breaks this cost down.
+//! - `await finished`: W1's await on one thread: awaiting those jobs once
+//!   they have all run (the result moved out, the cell freed).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
@@ -116,6 +125,25 @@ fn main() {
         assert_eq!(h.try_take(), Some(Ok(i)));
     });
     drop(done);
+
+    let pool = Pool::new(64);
+    let pause = pool.pause();
+    let per_round = n(125_000);
+    let mut kept: Vec<ResultHandle<u64>> =
+        Vec::with_capacity((per_round * (ROUNDS as u64 + 1)) as usize);
+    measure("submit, paused", per_round, |i| {
+        kept.push(pool.submit(async move { black_box(i) }));
+    });
+    drop(pause);
+    block_on(pool.stop_wait());
+    let mut next = kept.into_iter();
+    // Polled with a no-op waker, as an `.await` in a loop polls a ready
+    // handle (no `block_on` per job).
+    let mut cx = Context::from_waker(Waker::noop());
+    measure("await finished", per_round, |_| {
+        let mut h = next.next().expect("enough finished handles");
+        assert!(matches!(Pin::new(&mut h).poll(&mut cx), Poll::Ready(Ok(_))));
+    });
 
     let (held, release) = held_pool();
     measure("cancel queued", n(100_000), |i| {
