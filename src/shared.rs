@@ -11,7 +11,9 @@
 //!   worker: no job starts unseen by a pause.
 //! - `running`: jobs started (taken out of the queue by a worker) whose
 //!   handles have not resolved; `draining`: blocking closures whose handles
-//!   resolved but which still run. Busy slots are `draining + running`.
+//!   resolved but which still run. Busy slots are `draining + running`,
+//!   both halves of one word (`slots`), so a reader never counts a slot
+//!   twice as it passes from a draining closure to its worker's next job.
 //!   `running` is counted after `dequeued`, so a reader that reads `running`
 //!   before `waiting` never sees one job in both.
 //! - `idle`: workers asleep waiting for a job. A submitter wakes one of them
@@ -69,6 +71,12 @@ pub(crate) const NO_SEARCH: u64 = 0;
 /// SEARCHING - 1` ns since the epoch (and at most [`HEARTBEAT_NS`] later).
 pub(crate) const SEARCHING: u64 = 1;
 
+/// `Shared::slots`: `draining` in the high 32 bits, `running` in the low
+/// 32 (each at most the live workers, far below 2³²).
+const DRAINING_SHIFT: u32 = 32;
+const DRAINING_ONE: u64 = 1 << DRAINING_SHIFT;
+const RUNNING_MASK: u64 = DRAINING_ONE - 1;
+
 /// Submits look at the backlog once per this many tickets (it costs a read
 /// of a line the workers write).
 pub(crate) const BACKLOG_CHECK: usize = 8;
@@ -98,11 +106,14 @@ pub(crate) struct Shared {
     pub(crate) workers: AtomicUsize,
     /// Written by workers around every job (see the module docs).
     pub(crate) busy: Padded<AtomicUsize>,
-    /// Jobs started whose handles have not resolved.
-    pub(crate) running: Padded<AtomicUsize>,
-    /// Blocking closures whose handles resolved (cancel, timeout) but which
-    /// still run (no longer counted in `running`).
-    pub(crate) draining: AtomicUsize,
+    /// The busy slots, in one word so that a reader sees both halves at the
+    /// same instant: jobs started whose handles have not resolved
+    /// (`running`, the low 32 bits) and blocking closures whose handles
+    /// resolved (cancel, timeout) but which still run (`draining`, the high
+    /// 32 bits). As two counters, a reader could count one slot twice: a
+    /// draining closure read before it returned, and its worker's next job
+    /// read after it started.
+    slots: Padded<AtomicU64>,
     /// Written whenever a worker falls asleep or wakes; read on every submit.
     /// On its own line so that it does not evict the read-mostly settings.
     pub(crate) idle: Padded<AtomicUsize>,
@@ -186,8 +197,7 @@ impl Shared {
             max_workers: AtomicUsize::new(c.max_workers),
             workers: AtomicUsize::new(0),
             busy: Padded(AtomicUsize::new(0)),
-            running: Padded(AtomicUsize::new(0)),
-            draining: AtomicUsize::new(0),
+            slots: Padded(AtomicU64::new(0)),
             idle: Padded(AtomicUsize::new(0)),
             searching: Padded(AtomicU64::new(NO_SEARCH)),
             paused: AtomicUsize::new(0),
@@ -283,8 +293,7 @@ impl Shared {
 
     pub(crate) fn metrics(&self) -> Metrics {
         // `running` before `waiting`: see the module docs.
-        let draining = self.draining.load(Ordering::SeqCst);
-        let running = self.running.load(Ordering::SeqCst);
+        let (running, draining) = self.running_and_draining();
         self.counters.snapshot(
             self.waiting() as u64,
             running as u64,
@@ -293,12 +302,20 @@ impl Shared {
         )
     }
 
-    /// Busy slots: running jobs and draining closures. `draining` is read
-    /// first: a job moving from one to the other is missed, never counted
-    /// twice, so this never exceeds `max_workers`.
+    /// Busy slots: running jobs and draining closures, read at one instant,
+    /// so never more than the workers that hold them (`max_workers`).
     pub(crate) fn busy_slots(&self) -> usize {
-        let draining = self.draining.load(Ordering::SeqCst);
-        draining + self.running.load(Ordering::SeqCst)
+        let (running, draining) = self.running_and_draining();
+        running + draining
+    }
+
+    /// `running` and `draining` (see `slots`), read at one instant.
+    pub(crate) fn running_and_draining(&self) -> (usize, usize) {
+        let slots = self.slots.load(Ordering::SeqCst);
+        (
+            (slots & RUNNING_MASK) as usize,
+            (slots >> DRAINING_SHIFT) as usize,
+        )
     }
 
     // ----- the queue -----
@@ -602,13 +619,27 @@ impl Shared {
 
     /// A job was taken out of the queue by a worker and started.
     pub(crate) fn job_started(&self) {
-        self.running.fetch_add(1, Ordering::SeqCst);
+        self.slots.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A started job is about to resolve its handle (its async body is
-    /// gone; a blocking closure may still drain).
+    /// gone).
     pub(crate) fn job_ended(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.slots.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// An interrupted blocking closure resolves its handle but keeps its
+    /// slot until it returns: out of `running` (if it was `counted` there)
+    /// and into `draining`, in one step.
+    pub(crate) fn drain_started(&self, counted: bool) {
+        let step = DRAINING_ONE - u64::from(counted);
+        self.slots.fetch_add(step, Ordering::SeqCst);
+    }
+
+    /// A draining closure returned (or its task was dropped): its slot is
+    /// free.
+    pub(crate) fn drain_ended(&self) {
+        self.slots.fetch_sub(DRAINING_ONE, Ordering::SeqCst);
     }
 
     /// Registers a pause; returns its barrier: the ticket of the next job

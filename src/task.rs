@@ -371,7 +371,7 @@ impl<B: Body> Task<B> {
             }
             Phase::Draining => {
                 let _ = attempt!(this).clear();
-                slot.shared.draining.fetch_sub(1, Ordering::SeqCst);
+                slot.shared.drain_ended();
                 None
             }
             Phase::Done => {
@@ -728,10 +728,11 @@ impl<B: Body> Task<B> {
         this.trace.interrupted(how);
         if *this.phase == Phase::Running && this.body.is_blocking() && attempt!(this).is_some() {
             // A blocking closure cannot be stopped: resolve now, keep the slot
-            // until it returns. Counted as draining first, so the ledger never
-            // shows it both running and finished.
-            Self::uncount(this.counted_running, slot);
-            slot.shared.draining.fetch_add(1, Ordering::SeqCst);
+            // until it returns. Counted as draining first (out of `running`
+            // in the same step), so the ledger never shows it both running
+            // and finished.
+            slot.shared
+                .drain_started(std::mem::take(this.counted_running));
             // Published now, while the task lives on: an interrupt carries
             // nothing, so it needs no room in the cell.
             let f = Self::complete(this, slot, Err(err), how);
@@ -756,7 +757,7 @@ impl<B: Body> Task<B> {
         }
         let _ = attempt!(this).clear();
         *this.phase = Phase::Done;
-        slot.shared.draining.fetch_sub(1, Ordering::SeqCst);
+        slot.shared.drain_ended();
         Poll::Ready(None)
     }
 
@@ -794,14 +795,6 @@ impl<B: Body> Task<B> {
             Counted::Running
         } else {
             Counted::Neither
-        }
-    }
-
-    /// A started job's handle is about to resolve: it leaves `running`
-    /// (a draining closure is counted in `draining` instead).
-    fn uncount(counted: &mut bool, slot: &Slot) {
-        if std::mem::take(counted) {
-            slot.shared.job_ended();
         }
     }
 

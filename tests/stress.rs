@@ -393,7 +393,11 @@ async fn stress(b: Builder) {
 
     // The bound: never above MAX, and reached.
     assert_eq!(c.gauge.max(), MAX, "most bodies at once");
-    assert!(c.running_max.load(Ordering::SeqCst) <= MAX);
+    let running_max = c.running_max.load(Ordering::SeqCst);
+    assert!(
+        running_max <= MAX,
+        "running() read {running_max} (max {MAX})"
+    );
     // Nothing leaks once the pool is stopped and the handles are gone.
     drop(pool);
     let t1 = Instant::now();
