@@ -228,22 +228,32 @@ fn loom_cancel_queued_vs_stop() {
     });
 }
 
+/// A job's output that counts its drops.
+struct Output(Arc<AtomicUsize>);
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A job whose output counts its drops, submitted and taken out of the
+/// queue: its handle, its entry (for a thread to drive), and the count.
+fn output_counting_job(pool: &Pool) -> (crate::ResultHandle<Output>, Driven, Arc<AtomicUsize>) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let out = Output(drops.clone());
+    let handle = pool.submit(async move { out });
+    let entry = Driven::new(pool.shared().queue.pop().expect("queued"));
+    (handle, entry, drops)
+}
+
 /// A job completes on a worker while its handle is dropped on another
 /// thread: the output is dropped exactly once, whoever goes last.
 #[test]
 fn loom_complete_vs_handle_drop() {
     model(|| {
         let pool = manual_pool();
-        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        struct Output(Arc<loom::sync::atomic::AtomicUsize>);
-        impl Drop for Output {
-            fn drop(&mut self) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let out = Output(drops.clone());
-        let handle = pool.submit(async move { out });
-        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
+        let (handle, mut entry, drops) = output_counting_job(&pool);
         let worker = thread::spawn(move || {
             assert!(poll_once(&mut entry).is_ready());
         });
@@ -264,16 +274,7 @@ fn loom_complete_vs_handle_drop() {
 fn loom_complete_vs_handle_take() {
     model(|| {
         let pool = manual_pool();
-        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        struct Output(Arc<loom::sync::atomic::AtomicUsize>);
-        impl Drop for Output {
-            fn drop(&mut self) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let out = Output(drops.clone());
-        let mut handle = pool.submit(async move { out });
-        let mut entry = Driven::new(pool.shared().queue.pop().expect("queued"));
+        let (mut handle, mut entry, drops) = output_counting_job(&pool);
         let worker = thread::spawn(move || {
             assert!(poll_once(&mut entry).is_ready());
         });
