@@ -109,10 +109,10 @@ impl Search<'_> {
     /// it only when what it says has grown [`HEARTBEAT_NS`] old: it keeps
     /// the start of an earlier poll otherwise. The published start is never
     /// later than that of the poll under way (a poll that has lasted
-    /// [`LONG_POLL_NS`](crate::shared::LONG_POLL_NS) is always seen), and at most `HEARTBEAT_NS` earlier.
-    /// Two stores per job, each taking back a line the submitter had just
-    /// read, were a tenth of W1's time.
-    // (Under loom `HEARTBEAT_NS` is 0: every poll is published.)
+    /// [`LONG_POLL_NS`](crate::shared::LONG_POLL_NS) is always seen), and
+    /// at most `HEARTBEAT_NS` earlier. Two stores per job, each taking back
+    /// a line the submitter had just read, were a tenth of W1's time. (Under
+    /// loom `HEARTBEAT_NS` is 0: every poll is published.)
     #[cfg_attr(workerpoolxt_loom, allow(clippy::absurd_extreme_comparisons))]
     fn poll_begins(&mut self, at: u64) {
         if self
