@@ -629,11 +629,10 @@ impl Shared {
     }
 
     /// An interrupted blocking closure resolves its handle but keeps its
-    /// slot until it returns: out of `running` (if it was `counted` there)
-    /// and into `draining`, in one step.
-    pub(crate) fn drain_started(&self, counted: bool) {
-        let step = DRAINING_ONE - u64::from(counted);
-        self.slots.fetch_add(step, Ordering::SeqCst);
+    /// slot until it returns: out of `running` and into `draining`, in one
+    /// step.
+    pub(crate) fn drain_started(&self) {
+        self.slots.fetch_add(DRAINING_ONE - 1, Ordering::SeqCst);
     }
 
     /// A draining closure returned (or its task was dropped): its slot is

@@ -3,9 +3,10 @@
 //! A [`Task`] is what sits in the queue. Its first poll takes it out of the
 //! queue for good (or finds it cancelled there), checks its token and
 //! deadline, then runs attempts of its [`Body`] until one succeeds, the
-//! retries run out, or it is interrupted (cancel, token, deadline). It always
-//! resolves its handle exactly once, including when it is dropped unstarted
-//! (a stop) or mid-run (an executor shutting down).
+//! retries run out, or it is interrupted (cancel, token, deadline). It
+//! decides its outcome exactly once, including when it is dropped unstarted
+//! (a stop) or mid-run (an executor shutting down), and its cell publishes
+//! that outcome to the handle (`src/cell.rs`).
 //!
 //! The order that makes the pool's guarantees hold:
 //! - an async attempt that is interrupted is **dropped before** the handle
@@ -206,8 +207,8 @@ pin_project! {
     pub(crate) struct Task<B: Body> {
         body: B,
         phase: Phase,
-        // Counted in `Shared::running`: from its start until its handle
-        // resolves.
+        // Counted in `running` (`Shared::slots`): from its start until its
+        // outcome is decided (or it moves to `draining`).
         counted_running: bool,
         deadline_passed: bool,
         // Whether `attempt` holds one (see `src/attempt.rs`).
@@ -329,8 +330,9 @@ impl<B: Body> Task<B> {
 
     /// Ends a task that will not be polled again: dropped from the queue
     /// unstarted (a stop, a refused push, a dropped executor), or mid-run
-    /// (its worker's executor went away). Resolves the handle if it has not
-    /// resolved, after dropping the body.
+    /// (its worker's executor went away). Drops the body and returns the
+    /// outcome if none was decided yet; the cell publishes it once the whole
+    /// task is dropped (`TaskCell::finish`).
     pub(crate) fn abort(self: Pin<&mut Self>, slot: &Slot) -> Option<Finished<B>> {
         let mut this = self.project();
         match *this.phase {
@@ -356,18 +358,7 @@ impl<B: Body> Task<B> {
                     Ok(()) => (Err(JobError::Stopped), Final::Stopped),
                     Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
                 };
-                let record = Self::record(
-                    *this.attempts,
-                    *this.started,
-                    this.extra.as_mut().and_then(|e| e.expired_at.take()),
-                    slot,
-                );
-                Some(Finished {
-                    result,
-                    record,
-                    how,
-                    counted: Self::leaves(this.counted_running),
-                })
+                Some(Self::complete(&mut this, slot, result, how))
             }
             Phase::Draining => {
                 let _ = attempt!(this).clear();
@@ -730,14 +721,16 @@ impl<B: Body> Task<B> {
             // A blocking closure cannot be stopped: resolve now, keep the slot
             // until it returns. Counted as draining first (out of `running`
             // in the same step), so the ledger never shows it both running
-            // and finished.
-            slot.shared
-                .drain_started(std::mem::take(this.counted_running));
+            // and finished. (A running job is always counted in `running`:
+            // it was counted as it started.)
+            let counted = std::mem::take(this.counted_running);
+            debug_assert!(counted, "a running job is counted in `running`");
+            slot.shared.drain_started();
             // Published now, while the task lives on: an interrupt carries
             // nothing, so it needs no room in the cell.
             let f = Self::complete(this, slot, Err(err), how);
-            debug_assert!(f.code().is_some(), "an interrupt carries nothing");
-            slot.publish(f.code(), f.record, f.how, f.counted);
+            let code = f.code().expect("an interrupt carries nothing");
+            slot.publish(Some(code), f.record, f.how, Counted::Neither);
             *this.phase = Phase::Draining;
             return Self::drain(this, slot, cx);
         }
@@ -761,8 +754,9 @@ impl<B: Body> Task<B> {
         Poll::Ready(None)
     }
 
-    /// Ends the job's run with `result`, to be published once the task is
-    /// dropped.
+    /// Ends the job's run with `result`: its outcome, which the cell
+    /// publishes once the task is dropped (a draining closure's is published
+    /// at once, see `interrupt`).
     fn complete(
         this: &mut Projected<'_, B>,
         slot: &Slot,
