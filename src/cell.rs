@@ -1,7 +1,8 @@
 //! A job's slot, its task and then its result, in one allocation behind the
 //! header that the queue links. The crate's `unsafe` is here, in
-//! `src/queue.rs` (the links) and in the slot's lock bit and waker union
-//! (`src/handle.rs`).
+//! `src/queue.rs` (the links), in the slot's lock bit and waker union
+//! (`src/handle.rs`), and in the attempt's slot (`src/attempt.rs`, and the
+//! `attempt!` macro of `src/task.rs` that reaches it).
 //!
 //! A submitted job needs three things that live for different spans: the
 //! slot (state, times, the handle's waker; read by the handle, possibly much
@@ -22,8 +23,8 @@
 //! The task is reached only through the cell's [`QueueEntry`], which is
 //! unique (made once per job, not `Clone`): that is what makes the stage's
 //! `UnsafeCell` sound. The entry drops the task before it stores a result in
-//! its place and publishes it (`STORED`, then `COMPLETE`); from then on only
-//! the handle reads the result, once (`TAKEN`). Results that carry nothing
+//! its place and publishes it (`STORED` and `COMPLETE`, set in one step);
+//! from then on only the handle reads the result, once (`TAKEN`). Results that carry nothing
 //! (`Cancelled`, `TimedOut`, ...) are not stored at all: the slot's state
 //! word names them, which lets a handle resolve while its task still runs (a
 //! draining blocking closure) or without a task (a refused submit).

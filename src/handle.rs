@@ -1,5 +1,6 @@
 //! [`ResultHandle`] and [`Outcome`]: the caller's side of a job, and the
-//! one-shot slot that the job's result travels through.
+//! job's slot: the state word, times and waker at the head of its cell,
+//! which say when the result (stored in the cell, `src/cell.rs`) is there.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -37,7 +38,8 @@ pub(crate) const HANDLE_REF: u32 = 1 << 5;
 /// The slot's lock: the handle's waker (then the run time) is read and
 /// written only while this bit is held (a few instructions at a time, so a
 /// waiting side spins briefly, then yields its thread). Setting `COMPLETE`
-/// happens in the same step that releases it.
+/// happens in the same step that releases it; after that nothing writes the
+/// run time, and the handle reads it without the lock (`Slot::take`).
 const LOCKED: u32 = 1 << 6;
 /// The result is in the cell, where the task was (a value, or an error that
 /// carries one). Without it, a complete slot's result is the error that its
@@ -529,8 +531,9 @@ impl<T, E> ResultHandle<T, E> {
     ///
     /// A cancel reaches a running job through the worker waiting in it: the
     /// pool looks through its workers for that job (a lock each) and wakes
-    /// that one worker. No other job is polled for it, and the jobs that are
-    /// never cancelled pay nothing.
+    /// that one worker. No other job is polled for it. (What every job pays
+    /// for this: its worker records the job it waits in, under its watch's
+    /// lock, each time the job returns `Pending`.)
     ///
     /// # Examples
     ///

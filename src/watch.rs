@@ -1,10 +1,11 @@
 //! How a handle's cancel reaches the job it cancels while that job runs.
 //!
 //! A running job waits on its worker's waker. Rather than keep that waker in
-//! every job's slot (16 bytes per queued job, and a lock and a clone each
-//! time a job waits), each worker registers its waker in one [`Watch`] of
-//! its own, kept from job to job, with the job it is waiting in (its slot's
-//! address). A cancel of a running job looks through the pool's watches
+//! every job's slot (16 bytes per queued job, and a waker clone per job),
+//! each worker registers its waker in one [`Watch`] of its own, kept from job
+//! to job, with the job it is waiting in (its slot's address): a lock of
+//! that watch each time a job returns `Pending`, a clone only when the
+//! worker's waker changes. A cancel of a running job looks through the pool's watches
 //! for that job and wakes its worker, which finds the job's `CANCEL` bit
 //! set: one lock per worker of the pool for the cancel, one wake-up, and no
 //! other job polled for nothing. A job that never waits registers nothing.

@@ -166,7 +166,8 @@ async fn run(mut slot: Slot) {
     // Whether the worker comes straight from a job that ended in the poll
     // that is still running (see `clock_hint`).
     let mut fresh = false;
-    // Kept across jobs: the wait for the pool's token.
+    // Kept across jobs: the wait for the pool's token, and the worker's
+    // `Watch` (the job it waits in, for cancels).
     let mut local = WorkerLocal::default();
     loop {
         if shared.too_many_workers() && shared.try_retire() {
