@@ -287,7 +287,9 @@ impl Drop for Captured {
 
 // What a job captured is dropped before its handle resolves, also when the
 // job succeeds (its value is stored only once the job is gone): a handle
-// that has a result never races the job's destructors.
+// that has a result never races the job's destructors. The value is held
+// by the job's factory, which lives as long as the job (a value moved into
+// the async block would be dropped inside the poll anyway).
 rt_test!(
     captured_values_are_dropped_before_the_handle_resolves,
     |b: Builder| async move {
@@ -297,10 +299,10 @@ rt_test!(
             pool: pool.clone(),
             succeeded_at_drop: at_drop.clone(),
         };
-        let h = pool.submit(async move {
-            let _captured = captured;
-            7
-        });
+        let h = pool.submit_job(workerpoolxt::Job::new(move |_ctx| {
+            let _held = &captured;
+            async { Ok::<u32, std::convert::Infallible>(7) }
+        }));
         // Polled on: once it resolves, the drop has run, before the job was
         // counted (the count comes with the result).
         assert_eq!(within(Duration::from_secs(5), h).await, Some(Ok(7)));
