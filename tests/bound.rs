@@ -348,27 +348,33 @@ rt_test!(
 // (`draining`); then its worker starts the next job. `running()`, read on
 // another thread all the while, counts that slot once: while the closure
 // drains (out of `running`, into `draining`), and after it is handed on.
-// (The race this guards against, a reader seeing the closure still
-// draining and the next job already running, fell between two loads when
-// these were two counters; it showed in the stress test about once in 12
-// runs, not reliably here. This test pins the accounting around it.)
+// When these were two counters read one after the other, a reader could see
+// the closure still draining and the next job already running (2); this
+// test caught that in most runs of the suite on that code.
 rt_test!(
     a_slot_handed_on_from_a_draining_closure_is_counted_once,
     |b: Builder| async move {
         use std::sync::atomic::AtomicBool;
         use std::time::Duration;
         use workerpoolxt::Job;
+        /// Stops the sampler also when an assertion fails first.
+        struct Stop(Arc<AtomicBool>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
         const ROUNDS: usize = 300;
         let pool = b.max_workers(1).build();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(AtomicUsize::new(0));
+        let stop = Stop(Arc::new(AtomicBool::new(false)));
+        let probe = RunningProbe::default();
         let samples = Arc::new(AtomicUsize::new(0));
         let sampler = {
-            let (pool, stop, seen, samples) =
-                (pool.clone(), stop.clone(), seen.clone(), samples.clone());
+            let (pool, stop, probe, samples) =
+                (pool.clone(), stop.0.clone(), probe.clone(), samples.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    seen.fetch_max(pool.running(), Ordering::SeqCst);
+                    probe.sample(&pool);
                     samples.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -379,8 +385,7 @@ rt_test!(
             // Times out at once and returns only when told to, after its
             // handle resolved: it drains while the next job waits for its
             // slot. It wakes the test thread as it returns, so that the
-            // hand-over happens while every core is busy (the sampler then
-            // gets descheduled mid-read, where the race is).
+            // hand-over happens while every core is busy.
             let slow = pool.submit_job(
                 Job::blocking(move |_ctx| {
                     let _ = told.recv();
@@ -395,14 +400,10 @@ rt_test!(
             returning.recv().unwrap();
             next.await.unwrap();
         }
-        stop.store(true, Ordering::SeqCst);
+        drop(stop);
         sampler.join().unwrap();
         assert!(samples.load(Ordering::Relaxed) > ROUNDS, "the sampler ran");
-        assert_eq!(
-            seen.load(Ordering::SeqCst),
-            1,
-            "running() of a 1-worker pool"
-        );
+        assert_eq!(probe.max(), 1, "running() of a 1-worker pool");
         pool.stop_wait().await;
     }
 );
