@@ -111,9 +111,10 @@ rt_test!(
     }
 );
 
-// A cancel of a running job reaches it through the workers that wait (each
-// looks whether its own job was cancelled): the other running jobs go on,
-// and end with their own results.
+// A cancel of one of several running jobs ends that job only: the other
+// running jobs go on, and end with their own results. (That the cancel wakes
+// only the cancelled job's worker is `src/cell.rs`'s
+// `a_cancel_wakes_only_the_worker_waiting_in_its_job`.)
 rt_test!(
     cancel_of_one_running_job_leaves_the_others_running,
     |b: Builder| async move {
@@ -121,22 +122,21 @@ rt_test!(
         let alive = Gauge::new();
         let latch = Latch::new();
         let job = |i: u32| {
-            let (alive, latch) = (alive.clone(), latch.clone());
+            let body = blocker(&alive, &latch);
             pool.submit(async move {
-                let _alive = alive.enter();
-                latch.wait().await;
+                body.await;
                 i
             })
         };
-        let (a, b, c) = (job(1), job(2), job(3));
+        let (first, second, third) = (job(1), job(2), job(3));
         alive.until(|g| g.now() >= 3).await;
-        b.cancel();
-        assert_eq!(within(PROMPT, b).await, Some(Err(JobError::Cancelled)));
+        second.cancel();
+        assert_eq!(within(PROMPT, second).await, Some(Err(JobError::Cancelled)));
         assert_eq!(alive.now(), 2, "only the cancelled job ended");
-        assert!(!a.is_finished() && !c.is_finished());
+        assert!(!first.is_finished() && !third.is_finished());
         latch.open();
-        assert_eq!(within(PROMPT, a).await, Some(Ok(1)));
-        assert_eq!(within(PROMPT, c).await, Some(Ok(3)));
+        assert_eq!(within(PROMPT, first).await, Some(Ok(1)));
+        assert_eq!(within(PROMPT, third).await, Some(Ok(3)));
         assert_eq!(pool.metrics().cancelled, 1);
         pool.stop_wait().await;
     }
