@@ -62,15 +62,20 @@ pub(crate) struct Link {
     vtable: &'static VTable,
 }
 
-#[cfg(not(workerpoolxt_loom))]
 impl Link {
-    /// The queue's own node, which is never a cell: its operations are never
-    /// called (the queue never hands the stub out).
-    pub(crate) fn stub() -> Link {
+    /// An unlinked node whose cell has the operations of `vtable`.
+    fn new(vtable: &'static VTable) -> Link {
         Link {
             next: AtomicPtr::new(ptr::null_mut()),
-            vtable: &STUB_VTABLE,
+            vtable,
         }
+    }
+
+    /// The queue's own node, which is never a cell: its operations are never
+    /// called (the queue never hands the stub out).
+    #[cfg(not(workerpoolxt_loom))]
+    pub(crate) fn stub() -> Link {
+        Link::new(&STUB_VTABLE)
     }
 }
 
@@ -313,10 +318,7 @@ impl QueueEntry {
         );
         let cell = Box::new(TaskCell {
             head: CellHead {
-                link: Link {
-                    next: AtomicPtr::new(ptr::null_mut()),
-                    vtable: &TaskCell::<B>::VTABLE,
-                },
+                link: Link::new(&TaskCell::<B>::VTABLE),
                 slot,
             },
             stage: UnsafeCell::new(Stage {
@@ -334,12 +336,11 @@ impl QueueEntry {
 
     /// The low 32 bits of the job's position in submission order (see
     /// `Shared::full_ticket`).
+    /// Asked only of a queued entry, which holds its cell.
     pub(crate) fn ticket(&self) -> u32 {
-        match self.cell {
-            // SAFETY: the entry's reference keeps the cell alive.
-            Some(link) => unsafe { head(link.as_ptr()) }.slot.ticket(),
-            None => u32::MAX,
-        }
+        let link = self.cell.expect("a queued entry holds its cell");
+        // SAFETY: the entry's reference keeps the cell alive.
+        unsafe { head(link.as_ptr()) }.slot.ticket()
     }
 
     /// Gives the entry's reference to the queue, as its link.
@@ -475,10 +476,7 @@ impl<T: Send, E: Send> HandleRef<T, E> {
             "a taskless cell is its handle's alone"
         );
         let cell = Box::new(CellHead {
-            link: Link {
-                next: AtomicPtr::new(ptr::null_mut()),
-                vtable: &TASKLESS_VTABLE,
-            },
+            link: Link::new(&TASKLESS_VTABLE),
             slot,
         });
         HandleRef {

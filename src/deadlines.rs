@@ -244,10 +244,6 @@ mod tests {
     use super::*;
     use crate::testing::WakeCount;
 
-    fn counter() -> (Arc<WakeCount>, Waker) {
-        WakeCount::new()
-    }
-
     /// A deadline an hour away, `i` ns after the last one made with a
     /// smaller `i` (for tests where none may expire).
     fn at(i: u64) -> Instant {
@@ -272,8 +268,8 @@ mod tests {
     fn wakes_each_job_once_its_deadline_passed_in_deadline_order() {
         let d = Deadlines::new();
         let now = Instant::now();
-        let (late, late_w) = counter();
-        let (early, early_w) = counter();
+        let (late, late_w) = WakeCount::new();
+        let (early, early_w) = WakeCount::new();
         // The later one first: the earlier one must re-arm the timer.
         let _late = d.register(now + Duration::from_millis(500), &late_w);
         let _early = d.register(now + Duration::from_millis(20), &early_w);
@@ -296,7 +292,7 @@ mod tests {
     #[test]
     fn a_passed_deadline_wakes_at_once() {
         let d = Deadlines::new();
-        let (c, w) = counter();
+        let (c, w) = WakeCount::new();
         let _r = d.register(Instant::now(), &w);
         assert_eq!(c.get(), 1, "woken inside register");
     }
@@ -305,8 +301,8 @@ mod tests {
     fn a_dropped_registration_is_never_woken_and_the_next_one_is() {
         let d = Deadlines::new();
         let now = Instant::now();
-        let (gone, gone_w) = counter();
-        let (kept, kept_w) = counter();
+        let (gone, gone_w) = WakeCount::new();
+        let (kept, kept_w) = WakeCount::new();
         drop(d.register(now + Duration::from_millis(10), &gone_w));
         let _kept = d.register(now + Duration::from_millis(30), &kept_w);
         assert!(eventually(|| kept.get() == 1));
@@ -317,8 +313,8 @@ mod tests {
     #[test]
     fn a_new_waker_is_the_one_woken() {
         let d = Deadlines::new();
-        let (old, old_w) = counter();
-        let (new, new_w) = counter();
+        let (old, old_w) = WakeCount::new();
+        let (new, new_w) = WakeCount::new();
         let mut r = d.register(Instant::now() + Duration::from_millis(10), &old_w);
         r.set_waker(&new_w);
         assert!(eventually(|| new.get() == 1));
@@ -330,7 +326,7 @@ mod tests {
     #[test]
     fn the_heap_is_rebuilt_when_stale_items_are_the_majority() {
         let d = Deadlines::new();
-        let (_, w) = counter();
+        let (_, w) = WakeCount::new();
         let mut kept: Vec<_> = (0..100).map(|i| d.register(at(i), &w)).collect();
         for i in 100..110 {
             drop(d.register(at(i), &w));
@@ -348,7 +344,7 @@ mod tests {
     /// exactly twice the live ones, is not yet a rebuild.
     #[test]
     fn the_rebuild_thresholds_are_strict() {
-        let (_, w) = counter();
+        let (_, w) = WakeCount::new();
 
         let d = Deadlines::new();
         for i in 0..REBUILD_ABOVE as u64 {
@@ -372,7 +368,7 @@ mod tests {
     #[test]
     fn stale_items_do_not_pile_up() {
         let d = Deadlines::new();
-        let (_, w) = counter();
+        let (_, w) = WakeCount::new();
         for i in 0..10_000u64 {
             drop(d.register(at(i), &w));
         }

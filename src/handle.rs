@@ -78,15 +78,19 @@ impl ErrorCode {
         (self as u32) << CODE_SHIFT
     }
 
+    /// The error whose code `state` holds (a complete slot without a stored
+    /// result).
     fn error<E>(state: u32) -> JobError<E> {
+        const TIMED_OUT: u32 = ErrorCode::TimedOut as u32;
+        const CANCELLED: u32 = ErrorCode::Cancelled as u32;
+        const STOPPED: u32 = ErrorCode::Stopped as u32;
+        const QUEUE_FULL: u32 = ErrorCode::QueueFull as u32;
         match (state >> CODE_SHIFT) & 0b111 {
-            1 => JobError::TimedOut,
-            2 => JobError::Cancelled,
-            4 => JobError::QueueFull,
-            code => {
-                debug_assert_eq!(code, ErrorCode::Stopped as u32);
-                JobError::Stopped
-            }
+            TIMED_OUT => JobError::TimedOut,
+            CANCELLED => JobError::Cancelled,
+            STOPPED => JobError::Stopped,
+            QUEUE_FULL => JobError::QueueFull,
+            code => unreachable!("no error has code {code}"),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::cell::{HandleRef, QueueEntry};
 #[cfg(doc)]
 use crate::error::JobError;
 use crate::error::{ConfigError, SubmitError, TrySubmitError};
-use crate::handle::{Counted, ErrorCode, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
+use crate::handle::{Counted, ErrorCode, Record, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
 use crate::job::{Job, Name};
 use crate::metrics::{Final, Metrics};
 use crate::options::Options;
@@ -382,12 +382,13 @@ impl Pool {
             Err(why) => {
                 drop(input);
                 let shared = self.shared();
-                let slot = Slot::new(shared.clone(), name, shared.now_ns(), 0, HANDLE_REF);
+                // Never queued: no queue wait, so no clock reading either.
+                let slot = Slot::new(shared.clone(), name, 0, 0, HANDLE_REF);
                 let (err, how) = match why {
                     Refused::Full => (ErrorCode::QueueFull, Final::Rejected),
                     Refused::Stopped => (ErrorCode::Stopped, Final::Stopped),
                 };
-                slot.complete_unstarted(err, how, Counted::Neither);
+                slot.publish(Some(err), Record::default(), how, Counted::Neither);
                 ResultHandle::new(HandleRef::without_task(slot))
             }
         }

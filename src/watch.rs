@@ -60,20 +60,13 @@ impl Watch {
 }
 
 /// A pool's workers' [`Watch`]es.
+#[derive(Default)]
 pub(crate) struct Watchers {
     /// Weak: a worker that leaves drops its watch; the dead entries are
     /// forgotten as the list grows (`watch`). The lock also orders a new
     /// watch after a cancel that found the list without it (see the module
     /// docs).
     list: Mutex<Vec<Weak<Watch>>>,
-}
-
-impl Default for Watchers {
-    fn default() -> Self {
-        Watchers {
-            list: Mutex::new(Vec::new()),
-        }
-    }
 }
 
 impl Watchers {
