@@ -270,6 +270,31 @@ rt_test!(a_stop_keeps_every_field, |b: Builder| async move {
     assert!(!started.is_open());
 });
 
+// A submit refused by a stopped pool keeps its name; it was never queued
+// nor run: no attempt, no run time, no queue wait, however late on the
+// pool's clock it comes.
+rt_test!(
+    a_refused_submit_keeps_every_field,
+    |b: Builder| async move {
+        let mut s = scene(b).await;
+        s.after_queue_wait().await;
+        s.pool.stop_wait().await;
+        s.clock.advance(RAN);
+        let (started, release) = (Latch::new(), Latch::new());
+        let o = s
+            .pool
+            .submit_job(probe(&started, &release, End::Ok))
+            .outcome()
+            .await;
+        assert_eq!(o.result(), Err(&JobError::Stopped));
+        assert_eq!(
+            (o.name(), o.attempts(), o.duration(), o.queued()),
+            (Some("probe"), 0, Duration::ZERO, Duration::ZERO)
+        );
+        assert!(!started.is_open());
+    }
+);
+
 rt_test!(
     a_job_after_an_idle_gap_measures_its_own_run,
     |b: Builder| async move {
