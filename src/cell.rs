@@ -45,7 +45,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicPtr;
 use std::task::{Context, Poll};
 
-use crate::error::JobError;
+use crate::error::{JobError, Panic};
 use crate::handle::{release_handle_ref, release_ref, Slot, ENTRY_REF, HANDLE_REF};
 use crate::task::{Body, Finished, Task, WorkerLocal};
 
@@ -83,8 +83,9 @@ impl Link {
 struct VTable {
     /// Polls the task; once it is done, drops it and stores its result.
     poll_run: unsafe fn(*const Link, &mut Context<'_>, &mut WorkerLocal) -> Poll<()>,
-    /// Ends the task without polling it again: drops it, stores its result.
-    abort: unsafe fn(*const Link),
+    /// Ends the task without polling it again: drops it, stores its result
+    /// (`Panicked` with the fault given, if its job had not started).
+    abort: unsafe fn(*const Link, Option<Panic>),
     /// Frees the cell (its last owner let go).
     free: unsafe fn(*mut Link),
     /// Where the stored result starts, from the start of the cell.
@@ -118,7 +119,7 @@ unsafe fn no_entry_poll(_: *const Link, _: &mut Context<'_>, _: &mut WorkerLocal
     unreachable!("a link without a queue entry was run")
 }
 
-unsafe fn no_entry_op(_: *const Link) {
+unsafe fn no_entry_op(_: *const Link, _: Option<Panic>) {
     unreachable!("a link without a queue entry was aborted")
 }
 
@@ -255,10 +256,10 @@ where
     /// # Safety
     ///
     /// As for [`poll_run`](Self::poll_run).
-    unsafe fn abort(link: *const Link) {
+    unsafe fn abort(link: *const Link, fault: Option<Panic>) {
         // SAFETY: as in `poll_run`.
         let cell = unsafe { Self::from_link(link) };
-        let finished = unsafe { cell.task() }.abort(&cell.head.slot);
+        let finished = unsafe { cell.task() }.abort(&cell.head.slot, fault);
         // SAFETY: as in `poll_run`.
         unsafe { cell.finish(finished) };
     }
@@ -398,14 +399,29 @@ impl QueueEntry {
     }
 }
 
-impl Drop for QueueEntry {
-    fn drop(&mut self) {
+impl QueueEntry {
+    /// Ends the job without running it further, as dropping the entry does,
+    /// but a job that had not started resolves `Panicked` with `fault`
+    /// instead of `Stopped`: the pool could not run it because user code it
+    /// calls on the job's behalf (the spawner) panicked.
+    pub(crate) fn fail(mut self, fault: Panic) {
+        self.end(Some(fault));
+    }
+
+    fn end(&mut self, fault: Option<Panic>) {
         if let Some(link) = self.cell {
-            // SAFETY: `self` is the cell's unique entry, being dropped, and
-            // its task is alive (the entry lets go as soon as it is done).
-            unsafe { (link.as_ref().vtable.abort)(link.as_ptr()) };
+            // SAFETY: `self` is the cell's unique entry, and its task is
+            // alive (the entry lets go as soon as it is done); the entry lets
+            // go right after.
+            unsafe { (link.as_ref().vtable.abort)(link.as_ptr(), fault) };
             self.release();
         }
+    }
+}
+
+impl Drop for QueueEntry {
+    fn drop(&mut self) {
+        self.end(None);
     }
 }
 

@@ -146,6 +146,15 @@ impl Panic {
         }
     }
 
+    /// A panic of user code that the pool called on a job's behalf, outside
+    /// the job (`what` names that code), with the panic's own message.
+    pub(crate) fn of_hook(what: &str, payload: &(dyn Any + Send)) -> Panic {
+        let inner = Panic::from_payload(payload);
+        Panic {
+            message: Box::new(format!("{what} panicked: {}", inner.message)),
+        }
+    }
+
     /// The panic's message.
     pub fn message(&self) -> &str {
         &self.message

@@ -16,6 +16,7 @@ use crate::cell::HandleRef;
 use crate::error::JobError;
 use crate::job::Name;
 use crate::metrics::Final;
+use crate::runtime::current_job;
 use crate::shared::Shared;
 use crate::sync::{spin_wait, Arc, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
@@ -342,10 +343,21 @@ impl Slot {
     }
 
     /// The record of a job that leaves the queue unstarted now.
+    ///
+    /// A clock that panics here (its panic contained: this runs where a
+    /// panic has nowhere to go, a stop or a cancel) gives a queue wait of
+    /// zero.
     pub(crate) fn unstarted_record(&self) -> Record {
+        let queued = match self.shared.try_now() {
+            Ok(now) => self
+                .shared
+                .since_epoch(now)
+                .saturating_sub(self.submitted()),
+            Err(_) => 0,
+        };
         Record {
             attempts: 0,
-            queued: self.shared.now_ns().saturating_sub(self.submitted()),
+            queued,
             run: 0,
         }
     }
@@ -589,8 +601,19 @@ impl<T, E> ResultHandle<T, E> {
 
     /// Blocks the calling thread until the job finishes, and returns its result.
     ///
-    /// For synchronous callers. Inside async code, `.await` the handle instead:
-    /// blocking an executor thread can stall other tasks.
+    /// For synchronous callers, and for blocking jobs (`submit_blocking`,
+    /// `Job::blocking`), which run on threads of their own. Inside async
+    /// code, `.await` the handle instead.
+    ///
+    /// # Panics
+    ///
+    /// At once, without waiting, when called inside an async job of any
+    /// pool, or on a thread of the embedded executor: blocking the thread
+    /// that runs a pool's workers could keep the awaited job from ever
+    /// running. Elsewhere on an executor's thread (a task of your own on
+    /// tokio, smol or async-std) it blocks that thread until the job ends;
+    /// if the pool's workers run on that same thread (a current-thread
+    /// runtime), the job never runs and `wait` never returns.
     ///
     /// # Examples
     ///
@@ -605,6 +628,14 @@ impl<T, E> ResultHandle<T, E> {
     }
 
     fn wait_outcome(self) -> Outcome<T, E> {
+        let in_async_job = current_job::get().is_some_and(|job| !job.blocking);
+        if in_async_job || current_job::on_embedded_thread() {
+            panic!(
+                "workerpoolxt: ResultHandle::wait() called inside an async job: it would \
+                 block a thread that runs the pool's workers, and the job it waits for \
+                 might never run; `.await` the handle instead"
+            );
+        }
         futures_lite::future::block_on(self.outcome())
     }
 

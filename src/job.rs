@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::options::Options;
 use crate::runtime::BoxFuture;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::sync::lock_std as lock;
 use crate::task::{BlockingAttempt, Body};
@@ -299,10 +298,15 @@ impl<T: Send + 'static, E: Send + 'static> Body for JobBodyBox<T, E> {
 /// Cheap to clone; `Send + Sync`. Each attempt gets its own, with its
 /// [`attempt`](Self::attempt) number.
 ///
-/// Its [`token`](Self::token) is the job's own: it is cancelled when the job
-/// is cancelled (by its handle, or by its [`Job::cancel_token`] if it has
-/// one, or else by the pool's token), and when its deadline passes. Async jobs are dropped at that moment anyway; blocking
-/// closures should check [`is_cancelled`](Self::is_cancelled) to stop early.
+/// Its [`token`](Self::token) is the job's own, linked to the job both
+/// ways: it is cancelled when the job is cancelled (by its handle, or by its
+/// [`Job::cancel_token`] if it has one, or else by the pool's token) and
+/// when its deadline passes; and cancelling it cancels this job, as its
+/// handle's [`cancel`](crate::ResultHandle::cancel) would (an async job is
+/// dropped, a blocking one's handle resolves at once), and nothing else:
+/// not the token the job was given, nor the pool's. Async jobs are dropped
+/// when cancelled anyway; blocking closures should check
+/// [`is_cancelled`](Self::is_cancelled) to stop early.
 ///
 /// # Examples
 ///
@@ -334,11 +338,10 @@ struct CtxInner {
     name: Option<Name>,
     options: Options,
     deadline: Option<Instant>,
-    /// Set when the job is interrupted (cancelled or timed out).
-    interrupted: AtomicBool,
-    /// The job's token, made when first asked for (most jobs never ask):
-    /// cancelled by [`JobContext::interrupt`], or at once if made after it.
-    token: OnceLock<CancelToken>,
+    /// The job's own token: cancelled by [`JobContext::interrupt`], and
+    /// watched by the job's task, which ends `Cancelled` when the job
+    /// cancels it itself.
+    token: CancelToken,
 }
 
 impl JobContext {
@@ -348,8 +351,7 @@ impl JobContext {
                 name: meta.name.clone(),
                 options,
                 deadline,
-                interrupted: AtomicBool::new(false),
-                token: OnceLock::new(),
+                token: CancelToken::new(),
             }),
             attempt: 0,
         }
@@ -384,12 +386,7 @@ impl JobContext {
 
     /// Whether the job has been cancelled or has timed out.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.interrupted.load(Ordering::SeqCst)
-            || self
-                .inner
-                .token
-                .get()
-                .is_some_and(CancelToken::is_cancelled)
+        self.inner.token.is_cancelled()
     }
 
     /// A future that resolves when the job is cancelled or times out.
@@ -398,35 +395,34 @@ impl JobContext {
     }
 
     /// The job's own token (see the type's docs). Give it to work the job
-    /// starts elsewhere so that it stops with the job.
+    /// starts elsewhere so that it stops with the job; cancel it to cancel
+    /// the job from inside.
+    ///
+    /// ```
+    /// use workerpoolxt::{Job, JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let job = Job::new(|ctx| async move {
+    ///     ctx.token().cancel(); // gives up: the job ends here
+    ///     std::future::pending::<Result<(), ()>>().await
+    /// });
+    /// assert_eq!(pool.submit_job(job).await, Err(JobError::Cancelled));
+    /// # });
+    /// ```
     pub fn token(&self) -> &CancelToken {
-        let token = self.inner.token.get_or_init(CancelToken::new);
-        // Pairs with the fence in `interrupt`: either it sees this token, or
-        // this sees its flag (or both; cancelling twice is harmless).
-        fence(Ordering::SeqCst);
-        if self.inner.interrupted.load(Ordering::SeqCst) {
-            token.cancel();
-        }
-        token
+        &self.inner.token
     }
 
-    /// The job was cancelled or timed out: its token (if it was made) is
-    /// cancelled, and one made later starts cancelled.
+    /// Whether the job's own token was cancelled (by the job, or by the
+    /// pool as it ended the job).
+    pub(crate) fn own_token_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// The job was cancelled or timed out: its token is cancelled.
     pub(crate) fn interrupt(&self) {
-        if Arc::strong_count(&self.inner) == 1 {
-            // No other clone of this context is left (the job dropped its
-            // own), so nothing can ask for the token any more; pairs with the
-            // release of the last other clone's drop, so a token it made is seen.
-            fence(Ordering::Acquire);
-            if self.inner.token.get().is_none() {
-                return;
-            }
-        }
-        self.inner.interrupted.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if let Some(token) = self.inner.token.get() {
-            token.cancel();
-        }
+        self.inner.token.cancel();
     }
 }
 

@@ -19,7 +19,9 @@ use crate::handle::{Counted, ErrorCode, Record, ResultHandle, Slot, ENTRY_REF, H
 use crate::job::{Job, Name};
 use crate::metrics::{Final, Metrics};
 use crate::options::Options;
-use crate::runtime::{self, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock};
+use crate::runtime::{
+    self, current_job, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock,
+};
 use crate::shared::{Config, Shared, DRAINING, STOPPED};
 use crate::sync::{Arc, Ordering};
 use crate::task::{Body, OkFuture, OnceBlocking, OnceFuture, Task};
@@ -80,6 +82,26 @@ struct Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         self.shared.begin_stop(DRAINING);
+    }
+}
+
+/// A job's reserved place in the queue: its ticket (its position in
+/// submission order) and when it was submitted (ns since the pool's epoch).
+struct Place {
+    ticket: usize,
+    submitted: u64,
+}
+
+impl Place {
+    /// Reserves a place, or `None` if a bounded queue is full.
+    ///
+    /// The clock is read first: a clock that panics makes the submit panic
+    /// with nothing reserved (a place reserved and never filled would be
+    /// counted as waiting for ever, and hold back every pause).
+    fn reserve(shared: &Shared) -> Option<Place> {
+        let submitted = shared.now_ns();
+        let ticket = shared.reserve_place()?;
+        Some(Place { ticket, submitted })
     }
 }
 
@@ -297,8 +319,8 @@ impl Pool {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        SubmitWait::new(self.clone(), future, None, |pool, f, name, ticket| {
-            pool.enqueue(OnceFuture::new(), Some(OkFuture::new(f)), name, ticket)
+        SubmitWait::new(self.clone(), future, None, |pool, f, name, place| {
+            pool.enqueue(OnceFuture::new(), Some(OkFuture::new(f)), name, place)
         })
     }
 
@@ -308,8 +330,8 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        SubmitWait::new(self.clone(), f, None, |pool, f, name, ticket| {
-            pool.enqueue(OnceBlocking(Some(f)), None, name, ticket)
+        SubmitWait::new(self.clone(), f, None, |pool, f, name, place| {
+            pool.enqueue(OnceBlocking(Some(f)), None, name, place)
         })
     }
 
@@ -320,20 +342,19 @@ impl Pool {
         E: Send + 'static,
     {
         let name = job.name_arc();
-        SubmitWait::new(self.clone(), job, name, |pool, job, name, ticket| {
-            pool.enqueue(job.into_parts().0, None, name, ticket)
+        SubmitWait::new(self.clone(), job, name, |pool, job, name, place| {
+            pool.enqueue(job.into_parts().0, None, name, place)
         })
     }
 
-    /// Counts a submission and reserves its place in the queue; returns
-    /// its ticket.
-    fn admit(&self) -> Result<usize, Refused> {
+    /// Counts a submission and reserves its place in the queue.
+    fn admit(&self) -> Result<Place, Refused> {
         let shared = self.shared();
         let refused = if !shared.is_open() {
             Refused::Stopped
-        } else if let Some(ticket) = shared.reserve_place() {
+        } else if let Some(place) = Place::reserve(shared) {
             // Counted as submitted by its place (see `Counters::refused`).
-            return Ok(ticket);
+            return Ok(place);
         } else {
             Refused::Full
         };
@@ -347,10 +368,10 @@ impl Pool {
         body: B,
         first: Option<B::Attempt>,
         name: Option<Name>,
-        ticket: usize,
+        place: Place,
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
-        let submitted = shared.now_ns();
+        let Place { ticket, submitted } = place;
         let slot = Slot::new(
             shared.clone(),
             name,
@@ -375,9 +396,9 @@ impl Pool {
         build: impl FnOnce(I) -> (B, Option<B::Attempt>),
     ) -> ResultHandle<B::Output, B::Error> {
         match self.admit() {
-            Ok(ticket) => {
+            Ok(place) => {
                 let (body, first) = build(input);
-                self.enqueue(body, first, name, ticket)
+                self.enqueue(body, first, name, place)
             }
             Err(why) => {
                 drop(input);
@@ -401,9 +422,9 @@ impl Pool {
         build: impl FnOnce(I) -> (B, Option<B::Attempt>),
     ) -> Result<ResultHandle<B::Output, B::Error>, TrySubmitError<I>> {
         match self.admit() {
-            Ok(ticket) => {
+            Ok(place) => {
                 let (body, first) = build(input);
-                Ok(self.enqueue(body, first, name, ticket))
+                Ok(self.enqueue(body, first, name, place))
             }
             Err(Refused::Full) => {
                 self.shared().counters.count(Final::Rejected);
@@ -428,7 +449,9 @@ impl Pool {
     /// handles or the pool's token for that) and every worker has left.
     ///
     /// Stopping twice, from several tasks at once, or after `stop_wait` is
-    /// fine: each call resolves once the workers are gone.
+    /// fine: each call resolves once the workers are gone. Awaited inside a
+    /// job of this pool, it resolves once every *other* job has ended (see
+    /// [`Stop`]); the calling job's worker leaves after that job.
     ///
     /// # Examples
     ///
@@ -499,6 +522,12 @@ impl Pool {
     /// first guard is dropped, and the jobs it holds back stay held in
     /// between. A pause of a stopped pool resolves at once, and
     /// [`stop_wait`](Self::stop_wait) ends every pause (it runs the queue).
+    ///
+    /// # Panics
+    ///
+    /// When the future is polled inside a job of this pool: a pause waits
+    /// until no job runs, so it would wait for that job for ever. The panic
+    /// ends the job `Panicked` (and withdraws the pause).
     ///
     /// # Cancel safety
     ///
@@ -621,18 +650,43 @@ impl fmt::Debug for Pool {
 ///
 /// The stop itself began when it was created; dropping this future only
 /// stops waiting.
+///
+/// Awaited inside a job of the same pool (an async job, or a blocking
+/// closure that blocks on it), it cannot wait for its own job's worker: it
+/// resolves once every *other* worker has left, except those whose jobs
+/// await a stop of this pool too. Jobs still queued (after `stop_wait`)
+/// then run once the calling job has ended.
 #[must_use = "futures do nothing unless you .await or poll them (the stop has begun regardless)"]
 pub struct Stop {
-    inner: BoxFuture<()>,
+    shared: Arc<Shared>,
+    listener: Option<EventListener>,
+    /// Counted in `Shared::stops_inside`: polled inside a job of this pool.
+    inside: bool,
     done: bool,
 }
 
 impl Stop {
     fn new(shared: Arc<Shared>) -> Stop {
         Stop {
-            inner: Box::pin(async move { shared.workers_gone().await }),
+            shared,
+            listener: None,
+            inside: false,
             done: false,
         }
+    }
+
+    /// No longer counted as a stop awaited inside a job.
+    fn leave_inside(&mut self) {
+        if std::mem::take(&mut self.inside) {
+            self.shared.stops_inside.fetch_sub(1, Ordering::SeqCst);
+            self.shared.quiet.notify(usize::MAX);
+        }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.leave_inside();
     }
 }
 
@@ -640,14 +694,36 @@ impl Future for Stop {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done {
+        let this = &mut *self;
+        if this.done {
             return Poll::Ready(());
         }
-        let r = self.inner.as_mut().poll(cx);
-        if r.is_ready() {
-            self.done = true;
+        let id = this.shared.id();
+        if !this.inside && current_job::get().is_some_and(|job| job.pool == id) {
+            this.inside = true;
+            this.shared.stops_inside.fetch_add(1, Ordering::SeqCst);
+            // Other stops awaited inside jobs may now have nothing left to
+            // wait for.
+            this.shared.quiet.notify(usize::MAX);
         }
-        r
+        loop {
+            if this.shared.stops_resolved(this.inside) {
+                this.done = true;
+                this.listener = None;
+                this.leave_inside();
+                return Poll::Ready(());
+            }
+            // Listen, then check again before waiting (no lost wake-up).
+            match this.listener.as_mut() {
+                None => this.listener = Some(this.shared.quiet.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
     }
 }
 
@@ -705,6 +781,16 @@ impl Future for Pause {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PauseGuard> {
         let this = &mut *self;
+        if let Some(state) = this.state.as_ref() {
+            let id = state.shared.id();
+            if current_job::get().is_some_and(|job| job.pool == id) {
+                panic!(
+                    "workerpoolxt: Pool::pause() awaited inside a job of the same pool: \
+                     it waits until no job runs, so it would wait for its own job for \
+                     ever; pause the pool from outside its jobs"
+                );
+            }
+        }
         loop {
             let Some(state) = this.state.as_mut() else {
                 // Polled after it resolved.
@@ -791,7 +877,7 @@ pub struct SubmitWait<I, T, E = std::convert::Infallible> {
     listener: Option<EventListener>,
 }
 
-type Enqueue<I, T, E> = fn(&Pool, I, Option<Name>, usize) -> ResultHandle<T, E>;
+type Enqueue<I, T, E> = fn(&Pool, I, Option<Name>, Place) -> ResultHandle<T, E>;
 
 // The input is only moved, never pinned or polled here.
 impl<I, T, E> Unpin for SubmitWait<I, T, E> {}
@@ -824,10 +910,10 @@ impl<I, T, E> Future for SubmitWait<I, T, E> {
                 shared.counters.count(Final::Stopped);
                 return Poll::Ready(Err(SubmitError(input)));
             }
-            if let Some(ticket) = shared.reserve_place() {
+            if let Some(place) = Place::reserve(&shared) {
                 // Counted as submitted by its place (see `Counters::refused`).
                 let name = this.name.take();
-                return Poll::Ready(Ok((this.enqueue)(&this.pool, input, name, ticket)));
+                return Poll::Ready(Ok((this.enqueue)(&this.pool, input, name, place)));
             }
             this.input = Some(input);
             match this.listener.as_mut() {
@@ -960,6 +1046,13 @@ impl Builder {
     /// dropped, the last one before its first poll (an executor that cannot
     /// run workers any more), resolve `Stopped` too, rather than wait for
     /// ever. While the pool is open they wait for a worker that runs.
+    ///
+    /// A call of `spawn` that panics (`tokio::spawn` outside a runtime, say)
+    /// is caught: the worker it was given never counts, the submit that
+    /// called it returns its handle as usual, and the next submit calls
+    /// `spawn` again. If no worker is left to run the queued jobs, they
+    /// resolve [`JobError::Panicked`] with the spawner's panic message
+    /// rather than wait for the next submit.
     pub fn spawner<F>(mut self, spawn: F) -> Builder
     where
         F: Fn(BoxFuture<()>) + Send + Sync + 'static,
@@ -1005,6 +1098,16 @@ impl Builder {
     }
 
     /// Runs the workers on the current tokio runtime, with tokio's timer.
+    ///
+    /// The runtime needs its timers (`enable_time()`, or `enable_all()`;
+    /// `#[tokio::main]` has them). Without them, every job with a timeout,
+    /// deadline or backoff resolves [`JobError::Panicked`] with tokio's
+    /// message ("timers are disabled"), and idle workers stay instead of
+    /// leaving after the idle timeout; jobs without timers run as usual.
+    ///
+    /// If the runtime shuts down, the job its worker was running resolves
+    /// [`JobError::Stopped`], and jobs still queued resolve `Stopped` at the
+    /// latest when the pool is stopped (or its last clone dropped).
     ///
     /// # Panics
     ///

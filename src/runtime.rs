@@ -36,6 +36,15 @@ pub(crate) type Spawner = Arc<dyn Fn(BoxFuture<()>) + Send + Sync>;
 /// the clock reaches `deadline`. The pool measures every duration, deadline,
 /// backoff and idle timeout with its clock.
 ///
+/// # Panics in a clock
+///
+/// A clock whose `now` or `sleep_until` (or whose sleep's poll) panics
+/// never strands a job: read for a submit, the panic comes out of that
+/// submit, with nothing queued; read for a job (its start, its deadline,
+/// its backoff, its end), the job resolves [`JobError::Panicked`](crate::JobError::Panicked)
+/// with the panic's message; read for an idle worker's timer, the worker
+/// stays instead of leaving after the idle timeout.
+///
 /// # Examples
 ///
 /// ```
@@ -130,12 +139,15 @@ fn embedded() -> &'static Executor<'static> {
         for i in 0..n {
             std::thread::Builder::new()
                 .name(format!("workerpoolxt-{i}"))
-                .spawn(move || loop {
-                    // Jobs catch their own panics; this keeps the thread alive
-                    // should anything else unwind out of a worker.
-                    let _ = std::panic::catch_unwind(|| {
-                        async_io::block_on(ex.run(std::future::pending::<()>()))
-                    });
+                .spawn(move || {
+                    current_job::set_embedded();
+                    loop {
+                        // Jobs catch their own panics; this keeps the thread
+                        // alive should anything else unwind out of a worker.
+                        let _ = std::panic::catch_unwind(|| {
+                            async_io::block_on(ex.run(std::future::pending::<()>()))
+                        });
+                    }
                 })
                 .expect("workerpoolxt: could not start an executor thread");
         }
@@ -148,10 +160,20 @@ pub(crate) fn embedded_spawner() -> Spawner {
 }
 
 /// Runs `f` on the blocking thread pool; resolves to its result or its panic.
+///
+/// Called while a worker polls a job: the closure runs marked as that
+/// pool's job (see [`current_job`]).
 pub(crate) fn unblock<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> blocking::Task<std::thread::Result<T>> {
-    blocking::unblock(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+    let job = current_job::get().map(|job| current_job::InJob {
+        blocking: true,
+        ..job
+    });
+    blocking::unblock(move || {
+        let _in = job.map(current_job::enter);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+    })
 }
 
 /// A reading of the system clock that a worker hands from the end of one job
@@ -201,5 +223,79 @@ pub(crate) mod clock_hint {
     pub(crate) fn clear() {
         #[cfg(not(workerpoolxt_loom))]
         HINT.with(|h| h.set(None));
+    }
+}
+
+/// Which pool's job, if any, the current thread is running: set by a
+/// worker around each poll of a job, and on the blocking thread around a
+/// job's blocking closure. What would wait on itself from inside a job
+/// looks here (`ResultHandle::wait`, `Pool::stop`, `Pool::pause`).
+/// Under loom, whose threads share thread-locals, nothing is ever set.
+pub(crate) mod current_job {
+    #[cfg(not(workerpoolxt_loom))]
+    use std::cell::Cell;
+
+    /// Where the thread is: in a job of the pool with this id (its state's
+    /// address), and whether that job is a blocking closure.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct InJob {
+        pub(crate) pool: usize,
+        pub(crate) blocking: bool,
+    }
+
+    #[cfg(not(workerpoolxt_loom))]
+    thread_local! {
+        static CURRENT: Cell<Option<InJob>> = const { Cell::new(None) };
+        static EMBEDDED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Marks the thread as running a job of `pool` until dropped (what it
+    /// was before comes back then, so nested polls of two pools' jobs
+    /// nest).
+    pub(crate) struct Enter {
+        #[cfg(not(workerpoolxt_loom))]
+        before: Option<InJob>,
+    }
+
+    pub(crate) fn enter(job: InJob) -> Enter {
+        #[cfg(not(workerpoolxt_loom))]
+        return Enter {
+            before: CURRENT.with(|c| c.replace(Some(job))),
+        };
+        #[cfg(workerpoolxt_loom)]
+        {
+            let _ = job;
+            Enter {}
+        }
+    }
+
+    impl Drop for Enter {
+        fn drop(&mut self) {
+            #[cfg(not(workerpoolxt_loom))]
+            CURRENT.with(|c| c.set(self.before));
+        }
+    }
+
+    /// The job the current thread runs, if any.
+    pub(crate) fn get() -> Option<InJob> {
+        #[cfg(not(workerpoolxt_loom))]
+        return CURRENT.with(Cell::get);
+        #[cfg(workerpoolxt_loom)]
+        None
+    }
+
+    /// Marks the current thread as one of the embedded executor's.
+    pub(crate) fn set_embedded() {
+        #[cfg(not(workerpoolxt_loom))]
+        EMBEDDED.with(|e| e.set(true));
+    }
+
+    /// Whether the current thread is one of the embedded executor's, which
+    /// run the workers of every pool without a spawner.
+    pub(crate) fn on_embedded_thread() -> bool {
+        #[cfg(not(workerpoolxt_loom))]
+        return EMBEDDED.with(Cell::get);
+        #[cfg(workerpoolxt_loom)]
+        false
     }
 }

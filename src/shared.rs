@@ -25,6 +25,7 @@
 //!   a job out (a worker starting it, its handle cancelling it, a stop
 //!   dropping it) counts `dequeued`, exactly once (see `Slot::try_start`).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
@@ -33,6 +34,7 @@ use crate::cancel::CancelToken;
 use crate::cell::QueueEntry;
 #[cfg(not(workerpoolxt_loom))]
 use crate::deadlines::Deadlines;
+use crate::error::Panic;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
 use crate::runtime::{clock_hint, SharedClock, Sleep, Spawner};
@@ -141,6 +143,10 @@ pub(crate) struct Shared {
     held: std::sync::Mutex<Vec<usize>>,
     /// Whether a pause guard is held (pauses are taken one at a time).
     pub(crate) pause_held: AtomicU8,
+    /// Stops awaited inside jobs of this pool (`Stop`): each such job's
+    /// worker stays until its job ends, so those stops wait only for the
+    /// other workers.
+    pub(crate) stops_inside: AtomicUsize,
     pub(crate) state: AtomicU8,
     /// A job was pushed.
     pub(crate) job_ready: Event,
@@ -206,6 +212,7 @@ impl Shared {
             hold_all: AtomicUsize::new(0),
             held: std::sync::Mutex::new(Vec::new()),
             pause_held: AtomicU8::new(0),
+            stops_inside: AtomicUsize::new(0),
             state: AtomicU8::new(OPEN),
             job_ready: Event::new(),
             room: Event::new(),
@@ -232,6 +239,19 @@ impl Shared {
         } else {
             self.clock.now()
         }
+    }
+
+    /// [`now`](Self::now), with a panic of the user's clock caught: for the
+    /// places where a panic has nowhere to go (the end of a job, a stop).
+    pub(crate) fn try_now(&self) -> Result<Instant, Panic> {
+        if self.system_clock {
+            return Ok(Instant::now());
+        }
+        catch_unwind(AssertUnwindSafe(|| self.clock.now())).map_err(|payload| {
+            let p = Panic::of_hook("the pool's clock", &*payload);
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            p
+        })
     }
 
     /// A sleep until `deadline` on the pool's clock.
@@ -278,8 +298,8 @@ impl Shared {
         }
     }
 
-    /// This pool, for the clock hint.
-    fn id(&self) -> usize {
+    /// This pool, for the clock hint and `current_job`.
+    pub(crate) fn id(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
 
@@ -510,27 +530,45 @@ impl Shared {
         }
     }
 
-    /// Starts a worker if there is room under `max_workers`.
+    /// Starts a worker if there is room under `max_workers`; `false` if
+    /// there was none or the spawner panicked.
     pub(crate) fn try_spawn_worker(self: &Arc<Self>) -> bool {
-        if !self.try_reserve_worker() {
-            return false;
-        }
-        self.spawn_reserved();
-        true
+        self.try_reserve_worker() && self.spawn_reserved()
     }
 
-    /// Starts a worker for a slot already reserved.
-    fn spawn_reserved(self: &Arc<Self>) {
-        struct Unreserve<'a>(&'a Shared);
-        impl Drop for Unreserve<'_> {
-            fn drop(&mut self) {
-                // The spawner panicked: the worker never existed.
-                self.0.worker_gone();
+    /// Starts a worker for a slot already reserved; `false` if the spawner
+    /// panicked.
+    ///
+    /// The worker's future owns the reservation from here on: it gives it
+    /// back when it ends or is dropped, polled or not, so a spawner that
+    /// panics (dropping the future, or after spawning it) never gives it
+    /// back twice. Its panic is caught here: the spawner runs on behalf of
+    /// whichever thread happened to submit, stop or resize, and a panic
+    /// there must not unwind through the pool's bookkeeping.
+    fn spawn_reserved(self: &Arc<Self>) -> bool {
+        let worker = worker::new(self.clone());
+        match catch_unwind(AssertUnwindSafe(|| (self.spawner)(worker))) {
+            Ok(()) => true,
+            Err(payload) => {
+                let fault = Panic::of_hook("the pool's spawner", &*payload);
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                self.spawner_failed(&fault);
+                false
             }
         }
-        let undo = Unreserve(self);
-        (self.spawner)(worker::new(self.clone()));
-        std::mem::forget(undo);
+    }
+
+    /// The spawner panicked. While no worker is left to run them, the
+    /// queued jobs could only wait for the next submit that gets one; they
+    /// end `Panicked` with the spawner's panic instead (the pool stays open,
+    /// and the next submit tries the spawner again).
+    fn spawner_failed(&self, fault: &Panic) {
+        while self.workers.load(Ordering::SeqCst) == 0 {
+            match self.queue.pop() {
+                Ok(entry) => entry.fail(fault.clone()),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Starts workers for the queued jobs, up to `max_workers`.
@@ -547,7 +585,9 @@ impl Shared {
                 self.worker_gone();
                 break;
             }
-            self.spawn_reserved();
+            if !self.spawn_reserved() {
+                break;
+            }
             needed -= 1;
         }
         if self.idle.load(Ordering::SeqCst) > 0 {
@@ -558,9 +598,9 @@ impl Shared {
     /// A worker ended (its slot is free). `true` if it was the last one.
     pub(crate) fn worker_gone(&self) -> bool {
         let last = self.workers.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last {
-            self.quiet.notify(usize::MAX);
-        }
+        // Every worker that leaves is news to a stop awaited inside a job
+        // (see `stops_resolved`); the last one to every stop.
+        self.quiet.notify(usize::MAX);
         last
     }
 
@@ -615,6 +655,18 @@ impl Shared {
         if let Some(i) = held.iter().position(|t| *t == ticket) {
             held.swap_remove(i);
         }
+    }
+
+    /// A held job's worker is gone (dropped while it waited): the job is no
+    /// longer held, and a pause that waited for it looks again.
+    pub(crate) fn forget_held(&self, ticket: usize) {
+        {
+            let mut held = crate::sync::lock_std(&self.held);
+            if let Some(i) = held.iter().position(|t| *t == ticket) {
+                held.swap_remove(i);
+            }
+        }
+        self.quiet.notify(usize::MAX);
     }
 
     /// A job was taken out of the queue by a worker and started.
@@ -713,9 +765,7 @@ impl Shared {
                 .compare_exchange_weak(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => {
-                    if n == 1 {
-                        self.quiet.notify(usize::MAX);
-                    }
+                    self.quiet.notify(usize::MAX);
                     return true;
                 }
                 Err(actual) => n = actual,
@@ -741,9 +791,13 @@ impl Shared {
         before
     }
 
-    /// Resolves once no worker is left.
-    pub(crate) async fn workers_gone(&self) {
-        wait_until(&self.quiet, || self.workers.load(Ordering::SeqCst) == 0).await;
+    /// Whether a stop has nothing left to wait for: no worker is left, or,
+    /// for a stop awaited inside jobs of this pool (`inside`), only the
+    /// workers of the jobs that await stops inside (`stops_inside`), which
+    /// cannot leave before their own jobs end.
+    pub(crate) fn stops_resolved(&self, inside: bool) -> bool {
+        let workers = self.workers.load(Ordering::SeqCst);
+        workers == 0 || (inside && workers <= self.stops_inside.load(Ordering::SeqCst))
     }
 }
 

@@ -161,12 +161,16 @@ impl<R> Future for BlockingAttempt<R> {
 enum Phase {
     /// In the queue, never polled.
     Queued,
+    /// Taken out of the queue to start (its worker won it), not yet counted
+    /// as running: only seen by a fault in the middle of the start.
+    Starting,
     /// An attempt is running.
     Running,
     /// Between attempts, waiting out the backoff.
     Backoff,
-    /// Interrupted blocking closure: the handle has resolved, the closure has
-    /// not returned yet.
+    /// Interrupted blocking closure: the closure has not returned yet. The
+    /// handle has resolved, unless a fault is waiting for the closure's end
+    /// (`Extra::fault`).
     Draining,
     /// Finished: its outcome is decided (and published once the task is
     /// dropped, unless it was already).
@@ -242,6 +246,12 @@ struct Extra {
     token_wait: Option<Cancelled>,
     backoff_sleep: Option<Sleep>,
     ctx: Option<JobContext>,
+    /// The wait for the context's own token (`JobContext::token`), which
+    /// cancels the job too.
+    ctx_wait: Option<Cancelled>,
+    /// A panic of user code outside the attempt (a timer) while a blocking
+    /// closure ran: the job ends `Panicked` with it once the closure returns.
+    fault: Option<Panic>,
 }
 
 /// What a worker keeps from one job to the next (one pool's worker: it is
@@ -333,8 +343,19 @@ impl<B: Body> Task<B> {
     /// (its worker's executor went away). Drops the body and returns the
     /// outcome if none was decided yet; the cell publishes it once the whole
     /// task is dropped (`TaskCell::finish`).
-    pub(crate) fn abort(self: Pin<&mut Self>, slot: &Slot) -> Option<Finished<B>> {
+    ///
+    /// `fault` is why a job that had not started ends (`Panicked`), if not
+    /// `Stopped`: the spawner panicked and no worker is left to run it.
+    pub(crate) fn abort(
+        self: Pin<&mut Self>,
+        slot: &Slot,
+        fault: Option<Panic>,
+    ) -> Option<Finished<B>> {
         let mut this = self.project();
+        let (error, how) = match fault {
+            Some(p) => (JobError::Panicked(p), Final::Panicked),
+            None => (JobError::Stopped, Final::Stopped),
+        };
         match *this.phase {
             Phase::Queued => {
                 // Dropped unstarted: a stop, a refused push, or a dropped
@@ -343,9 +364,13 @@ impl<B: Body> Task<B> {
                     // The unstarted future goes first (the rest of the task
                     // right after), then the handle resolves.
                     let _ = attempt!(this).clear();
-                    return Some(Finished::unstarted(slot, JobError::Stopped, Final::Stopped));
+                    return Some(Finished::unstarted(slot, error, how));
                 }
                 None
+            }
+            Phase::Starting => {
+                let _ = attempt!(this).clear();
+                Some(Finished::unstarted(slot, error, how))
             }
             Phase::Running | Phase::Backoff => {
                 // Dropped mid-run: only when the executor running the worker
@@ -362,8 +387,19 @@ impl<B: Body> Task<B> {
             }
             Phase::Draining => {
                 let _ = attempt!(this).clear();
-                slot.shared.drain_ended();
-                None
+                match this.extra.as_mut().and_then(|e| e.fault.take()) {
+                    // Still counted in `running`: its handle waits for this.
+                    Some(p) => Some(Self::complete(
+                        &mut this,
+                        slot,
+                        Err(JobError::Panicked(p)),
+                        Final::Panicked,
+                    )),
+                    None => {
+                        slot.shared.drain_ended();
+                        None
+                    }
+                }
             }
             Phase::Done => {
                 let _ = attempt!(this).clear();
@@ -391,7 +427,14 @@ impl<B: Body> Task<B> {
         }
         #[allow(clippy::let_unit_value)]
         let _entered = this.trace.enter();
-        Self::step(&mut this, slot, cx, local)
+        // The attempt's own panics are caught where it is polled; this
+        // catches those of the user code the task calls around it (the
+        // clock, a timer, an error's `Drop`), so that they end the job
+        // `Panicked` instead of unwinding through its worker.
+        match catch_unwind(AssertUnwindSafe(|| Self::step(&mut this, slot, cx, local))) {
+            Ok(step) => step,
+            Err(payload) => Self::fault(&mut this, slot, cx, payload),
+        }
     }
 
     /// Moves the task on as far as it can go.
@@ -410,6 +453,7 @@ impl<B: Body> Task<B> {
                         let _ = attempt!(this).clear();
                         return Poll::Ready(None);
                     }
+                    *this.phase = Phase::Starting;
                     let shared = &slot.shared;
                     let (now, started) = shared.start_time();
                     *this.started = started;
@@ -528,9 +572,13 @@ impl<B: Body> Task<B> {
                             // TimedOut or Cancelled.
                             drop(e);
                             if delay.is_zero() {
-                                if let Some(done) = Self::next_attempt(this, slot) {
-                                    return done;
-                                }
+                                // No sleep, but a yield: a job that fails at
+                                // once must not keep its executor thread
+                                // from every other task. The next poll
+                                // starts the next attempt.
+                                *this.phase = Phase::Backoff;
+                                cx.waker().wake_by_ref();
+                                return Poll::Pending;
                             } else {
                                 let shared = &slot.shared;
                                 // A backoff too long to express waits for ever
@@ -579,6 +627,7 @@ impl<B: Body> Task<B> {
                         return done;
                     }
                 }
+                Phase::Starting => unreachable!("a start ends within the step that began it"),
                 Phase::Draining => return Self::drain(this, slot, cx),
                 Phase::Done => return Poll::Ready(None),
             }
@@ -632,7 +681,14 @@ impl<B: Body> Task<B> {
     /// timer: an attempt that fails without ever waiting, or a backoff that
     /// ends together with the deadline, must not start another attempt.
     fn interrupted(this: &mut Projected<'_, B>, slot: &Slot) -> Option<Interrupt> {
-        if slot.cancel_requested() || Self::token(this.body, slot).is_cancelled() {
+        if slot.cancel_requested()
+            || Self::token(this.body, slot).is_cancelled()
+            || this
+                .extra
+                .as_ref()
+                .and_then(|e| e.ctx.as_ref())
+                .is_some_and(JobContext::own_token_cancelled)
+        {
             return Some(Interrupt::Cancelled);
         }
         if !*this.deadline_passed {
@@ -679,6 +735,15 @@ impl<B: Body> Task<B> {
             return Some(Interrupt::Cancelled);
         }
         let extra = this.extra.as_mut()?;
+        if let Some(ctx) = extra.ctx.as_ref() {
+            // The job cancels itself through its context's token.
+            let wait = extra
+                .ctx_wait
+                .get_or_insert_with(|| ctx.token().cancelled());
+            if Pin::new(wait).poll(cx).is_ready() {
+                return Some(Interrupt::Cancelled);
+            }
+        }
         let deadline = extra.deadline?;
         let wait = extra.deadline_wait.get_or_insert_with(|| {
             #[cfg(not(workerpoolxt_loom))]
@@ -749,6 +814,10 @@ impl<B: Body> Task<B> {
             }
         }
         let _ = attempt!(this).clear();
+        if let Some(p) = this.extra.as_mut().and_then(|e| e.fault.take()) {
+            // The handle waited for the closure's end: it resolves now.
+            return Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked);
+        }
         *this.phase = Phase::Done;
         slot.shared.drain_ended();
         Poll::Ready(None)
@@ -766,13 +835,26 @@ impl<B: Body> Task<B> {
         if let Some(extra) = this.extra.as_mut() {
             extra.deadline_wait = None;
             extra.token_wait = None;
+            extra.ctx_wait = None;
         }
-        let record = Self::record(
+        let (record, clock_fault) = Self::record(
             *this.attempts,
             *this.started,
             this.extra.as_mut().and_then(|e| e.expired_at.take()),
             slot,
         );
+        let carries_nothing = result.as_ref().err().and_then(ErrorCode::of).is_some();
+        let (result, how) = match clock_fault {
+            // The clock panicked as the job ended: it ends `Panicked` with
+            // that panic (its value, if any, is dropped here); but an end
+            // decided already (an interrupt, a stop) stands, with a run time
+            // of zero.
+            Some(p) if !carries_nothing => {
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(result)));
+                (Err(JobError::Panicked(p)), Final::Panicked)
+            }
+            _ => (result, how),
+        };
         this.trace.finished(how);
         Finished {
             result,
@@ -795,15 +877,98 @@ impl<B: Body> Task<B> {
     /// The record of a job that started at `started` and ends now (or when
     /// its deadline was found passed, `expired_at`: that reading is taken
     /// just before the job is ended).
-    fn record(attempts: u32, started: u64, expired_at: Option<Instant>, slot: &Slot) -> Record {
+    ///
+    /// If the clock panics, the run time is zero and the panic comes back
+    /// beside the record.
+    fn record(
+        attempts: u32,
+        started: u64,
+        expired_at: Option<Instant>,
+        slot: &Slot,
+    ) -> (Record, Option<Panic>) {
         let shared = &slot.shared;
-        let now = expired_at.unwrap_or_else(|| shared.now());
-        let ended = shared.since_epoch(now);
-        shared.leave_hint(now, ended);
-        Record {
+        let (ended, fault) = match expired_at.map_or_else(|| shared.try_now(), Ok) {
+            Ok(now) => {
+                let ended = shared.since_epoch(now);
+                shared.leave_hint(now, ended);
+                (ended, None)
+            }
+            Err(p) => (started, Some(p)),
+        };
+        let record = Record {
             attempts,
             queued: started.saturating_sub(slot.submitted()),
             run: ended.saturating_sub(started),
+        };
+        (record, fault)
+    }
+
+    /// Ends the job after a panic of user code that the task called outside
+    /// the attempt's own guard (see `poll_task`): `Panicked` with that
+    /// panic. An async attempt is dropped first; a blocking closure is
+    /// awaited to its end first, since it cannot be stopped and the slot is
+    /// its until then.
+    fn fault(
+        this: &mut Projected<'_, B>,
+        slot: &Slot,
+        cx: &mut Context<'_>,
+        payload: Box<dyn std::any::Any + Send>,
+    ) -> Step<B> {
+        let p = Panic::from_payload(&*payload);
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        this.trace.panicked(p.message());
+        if let Some(extra) = this.extra.as_mut() {
+            extra.backoff_sleep = None;
+            if let Some(ctx) = extra.ctx.as_ref() {
+                ctx.interrupt();
+            }
+        }
+        match *this.phase {
+            Phase::Queued | Phase::Done => {
+                // Nothing ran yet (or it ended): it leaves as a stop would.
+                let queued = *this.phase == Phase::Queued;
+                *this.phase = Phase::Done;
+                let _ = attempt!(this).clear();
+                if queued && slot.try_start() {
+                    let f = Finished::unstarted(slot, JobError::Panicked(p), Final::Panicked);
+                    return Poll::Ready(Some(f));
+                }
+                Poll::Ready(None)
+            }
+            Phase::Starting => {
+                *this.phase = Phase::Done;
+                let _ = attempt!(this).clear();
+                let f = Finished::unstarted(slot, JobError::Panicked(p), Final::Panicked);
+                Poll::Ready(Some(f))
+            }
+            Phase::Running if this.body.is_blocking() && attempt!(this).is_some() => {
+                extra(this.extra).fault = Some(p);
+                *this.phase = Phase::Draining;
+                Self::drain(this, slot, cx)
+            }
+            Phase::Running | Phase::Backoff => {
+                let result = match attempt!(this).clear() {
+                    Ok(()) => JobError::Panicked(p),
+                    Err(dropped) => JobError::Panicked(dropped),
+                };
+                Self::finish(this, slot, Err(result), Final::Panicked)
+            }
+            Phase::Draining => {
+                // A draining closure's poll catches its own panics, and its
+                // handle has resolved (or waits for `Extra::fault`): the
+                // closure is dropped, its slot freed.
+                let _ = attempt!(this).clear();
+                *this.phase = Phase::Done;
+                match this.extra.as_mut().and_then(|e| e.fault.take()) {
+                    Some(p) => {
+                        Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked)
+                    }
+                    None => {
+                        slot.shared.drain_ended();
+                        Poll::Ready(None)
+                    }
+                }
+            }
         }
     }
 

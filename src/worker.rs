@@ -22,10 +22,11 @@
 //! `YIELD_EVERY` jobs, to a busy executor).
 
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::runtime::{clock_hint, BoxFuture, Sleep};
+use crate::runtime::{clock_hint, current_job, BoxFuture, Sleep};
 use crate::shared::{wait_until, Shared, HEARTBEAT_NS, STOPPED};
 use crate::sync::{Arc, Ordering};
 use crate::task::WorkerLocal;
@@ -47,19 +48,103 @@ impl Drop for Slot {
         }
         let shared = &self.shared;
         let last = shared.worker_gone();
-        // The last worker of a pool that takes no more submissions is gone
-        // with jobs still queued: nothing else would ever run them (and each
-        // queued job keeps the pool's state alive). Another worker is started
-        // for them; but a worker dropped before its first poll means the
-        // executor cannot run workers at all (it is gone, or refuses them),
-        // so the jobs end `Stopped` instead of waiting for ever.
-        if last && !shared.is_open() && !shared.queue.is_empty() {
+        // The last worker is gone with jobs still queued: nothing else would
+        // run them until the next submit (nor ever, once the pool takes no
+        // more submissions, and each queued job keeps the pool's state
+        // alive). A worker that was running is replaced; but one dropped
+        // before its first poll means the executor cannot run workers at all
+        // (it is gone, or refuses them): once the pool is stopping, the jobs
+        // end `Stopped` instead of waiting for ever. (An open pool keeps
+        // them for its next worker: a spawner may hold workers back on
+        // purpose, and `stop` ends them at the latest.)
+        if last && !shared.queue.is_empty() {
             if self.polled {
                 shared.spawn_for_queue();
-            } else {
+            } else if !shared.is_open() {
                 shared.drop_queued();
             }
         }
+    }
+}
+
+/// The worker counted in `busy` (see `shared`): about to take a job, or
+/// running one. Given back when dropped, so a worker that is dropped or
+/// unwinds mid-job never keeps a pause waiting.
+struct Busy<'a> {
+    shared: &'a Shared,
+    counted: bool,
+}
+
+impl<'a> Busy<'a> {
+    fn enter(shared: &'a Shared) -> Busy<'a> {
+        shared.busy.fetch_add(1, Ordering::SeqCst);
+        Busy {
+            shared,
+            counted: true,
+        }
+    }
+
+    /// Holds the job with `ticket` back for a pause: out of `busy`, listed
+    /// as held, until [`Held::release`].
+    fn hold(&mut self, ticket: usize) -> Held<'_, 'a> {
+        self.shared.hold(ticket);
+        self.counted = false;
+        Held {
+            busy: self,
+            ticket,
+            released: false,
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.shared.busy_done();
+        }
+    }
+}
+
+/// A job a pause holds back (see [`Busy::hold`]); dropped unreleased (its
+/// worker dropped while it waits), it is no longer listed as held.
+struct Held<'b, 'a> {
+    busy: &'b mut Busy<'a>,
+    ticket: usize,
+    released: bool,
+}
+
+impl Held<'_, '_> {
+    /// Counted busy again, then no longer held (see `Shared::unhold`).
+    fn release(mut self) {
+        self.released = true;
+        self.busy.shared.unhold(self.ticket);
+        self.busy.counted = true;
+    }
+}
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        if !self.released {
+            self.busy.shared.forget_held(self.ticket);
+        }
+    }
+}
+
+/// The worker counted in `idle`: asleep, waiting for a job. Given back when
+/// dropped, so a worker dropped or unwinding in its sleep is never taken for
+/// a sleeper.
+struct Idle<'a>(&'a Shared);
+
+impl<'a> Idle<'a> {
+    fn enter(shared: &'a Shared) -> Idle<'a> {
+        shared.idle.fetch_add(1, Ordering::SeqCst);
+        Idle(shared)
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.idle.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -161,6 +246,8 @@ async fn run(mut slot: Slot) {
     // fires the worker leaves only if it ran no job since it was armed.
     let mut idle_timer: Option<Sleep> = None;
     let mut worked = false;
+    // Whether the pool's clock could arm (and poll) an idle timer so far.
+    let mut timer_works = true;
     // Jobs run since the worker last gave its thread back to the executor.
     let mut streak = 0u32;
     // Whether the worker comes straight from a job that ended in the poll
@@ -178,7 +265,7 @@ async fn run(mut slot: Slot) {
         if !shared.queue.is_empty() {
             // Count in as running before looking at the pause (see `shared`
             // for why this order).
-            shared.busy.fetch_add(1, Ordering::SeqCst);
+            let mut busy = Busy::enter(&shared);
             if let Ok((mut task, popped)) = shared.queue.pop_counted() {
                 // The worker keeps (or takes) the search while it runs this
                 // job: submits meanwhile count on it (see `Shared::push`)...
@@ -198,9 +285,9 @@ async fn run(mut slot: Slot) {
                     while shared.holds_back(ticket) {
                         search.give_up();
                         fresh = false;
-                        shared.hold(ticket);
+                        let held = busy.hold(ticket);
                         wait_released(&shared, ticket).await;
-                        shared.unhold(ticket);
+                        held.release();
                     }
                 }
                 if shared.state() == STOPPED {
@@ -212,15 +299,22 @@ async fn run(mut slot: Slot) {
                     // The clock reading at the end of the last job is the
                     // start of this one if nothing came between them.
                     let mut first = true;
+                    let job = current_job::InJob {
+                        pool: shared.id(),
+                        blocking: false,
+                    };
                     std::future::poll_fn(|cx| {
                         if !(first && fresh) {
                             clock_hint::clear();
                         }
                         if first && search.held {
                             // Submitters look at how long this poll lasts.
-                            search.poll_begins(poll_start(&shared));
+                            if let Some(at) = poll_start(&shared) {
+                                search.poll_begins(at);
+                            }
                         }
                         first = false;
+                        let _in = current_job::enter(job);
                         let polled = task.poll_in(cx, &mut local);
                         if polled.is_pending() {
                             search.give_up();
@@ -231,7 +325,7 @@ async fn run(mut slot: Slot) {
                     .await;
                     fresh = true;
                 }
-                shared.busy_done();
+                drop(busy);
                 worked = true;
                 // Jobs that finish at once never make the worker wait: yield
                 // now and then so that a long queue of them does not starve
@@ -245,7 +339,7 @@ async fn run(mut slot: Slot) {
                 }
                 continue;
             }
-            shared.busy_done();
+            drop(busy);
         }
         if shared.queue.is_closed() && shared.queue.is_empty() {
             // Stopping and nothing left: the worker ends.
@@ -278,35 +372,40 @@ async fn run(mut slot: Slot) {
         // Nothing to do: sleep until a job comes, the pool stops, or the idle
         // timeout passes.
         streak = 0;
-        shared.idle.fetch_add(1, Ordering::SeqCst);
+        let idle = Idle::enter(&shared);
         let listener = shared.job_ready.listen();
         if !shared.queue.is_empty() || shared.queue.is_closed() || shared.too_many_workers() {
-            shared.idle.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        // An idle timeout too long to express (past the clock's range) never
-        // fires.
-        let timeout = match shared
-            .idle_timeout
-            .and_then(|d| shared.now().checked_add(d))
-        {
-            None => None,
-            Some(at) => {
-                if idle_timer.is_none() {
+        if idle_timer.is_none() && timer_works {
+            // A clock or timer that panics here leaves the worker without
+            // an idle timeout (it stays until the pool stops or shrinks):
+            // the panic is contained, not taken for a reason to leave.
+            match catch_unwind(AssertUnwindSafe(|| arm_idle_timer(&shared))) {
+                Ok(timer) => {
                     worked = false;
-                    idle_timer = Some(shared.sleep_until(at));
+                    idle_timer = timer;
                 }
-                idle_timer.as_mut()
+                Err(payload) => {
+                    timer_works = false;
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                }
             }
-        };
+        }
         let woke = IdleWait {
             listener,
-            timer: timeout,
+            timer: idle_timer.as_mut(),
         }
         .await;
-        shared.idle.fetch_sub(1, Ordering::SeqCst);
-        if woke == Woke::Job {
-            continue;
+        drop(idle);
+        match woke {
+            Woke::Job => continue,
+            Woke::Timeout => {}
+            Woke::TimerPanicked => {
+                timer_works = false;
+                idle_timer = None;
+                continue;
+            }
         }
         idle_timer = None;
         if worked {
@@ -327,12 +426,21 @@ async fn run(mut slot: Slot) {
 
 /// When the searcher's poll of a job begins, in ns since the epoch: the
 /// reading the job's start will use (the clock hint, set here if there was
-/// none, so the clock is read once either way).
-fn poll_start(shared: &Shared) -> u64 {
-    let (now, ns) = shared.start_time();
+/// none, so the clock is read once either way). `None` if the clock
+/// panicked: the job's start reads it again, and ends `Panicked` if it
+/// panics there too.
+fn poll_start(shared: &Shared) -> Option<u64> {
+    let (now, ns) = catch_unwind(AssertUnwindSafe(|| shared.start_time())).ok()?;
     // Left for the job's start to take again.
     shared.leave_hint(now, ns);
-    ns
+    Some(ns)
+}
+
+/// The idle timer, if the pool has an idle timeout (one too long to
+/// express, past the clock's range, never fires).
+fn arm_idle_timer(shared: &Shared) -> Option<Sleep> {
+    let at = shared.now().checked_add(shared.idle_timeout?)?;
+    Some(shared.sleep_until(at))
 }
 
 async fn wait_released(shared: &Shared, ticket: usize) {
@@ -343,6 +451,8 @@ async fn wait_released(shared: &Shared, ticket: usize) {
 enum Woke {
     Job,
     Timeout,
+    /// The idle timer's poll panicked (caught: see `run`).
+    TimerPanicked,
 }
 
 /// Waits for a job notification or the idle timer, whichever comes first.
@@ -359,8 +469,13 @@ impl Future for IdleWait<'_> {
             return Poll::Ready(Woke::Job);
         }
         if let Some(t) = self.timer.as_mut() {
-            if Pin::new(&mut **t).poll(cx).is_ready() {
-                return Poll::Ready(Woke::Timeout);
+            match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut **t).poll(cx))) {
+                Ok(Poll::Ready(())) => return Poll::Ready(Woke::Timeout),
+                Ok(Poll::Pending) => {}
+                Err(payload) => {
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                    return Poll::Ready(Woke::TimerPanicked);
+                }
             }
         }
         Poll::Pending
