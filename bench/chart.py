@@ -21,6 +21,7 @@ WORKLOADS = OrderedDict(
         ("W4", "cpu: each job spins ~100 µs of pure CPU (blocking)"),
         ("W5", "queue memory: N = 1, the first job blocks until every other job is queued"),
         ("W6", "handles in select: a consumer selects over the handles and a channel of as many messages"),
+        ("W7", "head-of-line: N = 8 on 2 executor threads; rounds 30 ms apart of one job spinning in a single poll, then at once 50 trivial jobs"),
     ]
 )
 
@@ -31,7 +32,7 @@ CONTENDERS = OrderedDict(
         ("tokio-joinset", "tokio `JoinSet::spawn`, each task first takes an owned permit of `Arc<Semaphore>(n)`"),
         ("tokio-permit", "tokio: permit acquired in the submit loop, then `tokio::spawn`; the `JoinHandle`s are kept"),
         ("buffer-unordered", "futures `stream::iter(jobs).buffer_unordered(n)` in one task (no parallelism, no handles)"),
-        ("smol-sem", "async-executor on 2 threads, async-lock `Semaphore` permit held inside the task, `Task` handles"),
+        ("smol-sem", "async-executor on 2 threads, async-lock `Semaphore` permit held inside the task, `Task` handles; executor threads and the awaiting thread run `smol::block_on`"),
         ("floor", "box a closure, push it into a Vec, call each: one job's cost with no concurrency"),
     ]
 )
@@ -46,10 +47,13 @@ METRIC = {
     "W4": ("secs", "wall ms", 1e3, 1),
     "W5": ("bytes_per_job", "bytes/queued job", 1.0, 0),
     "W6": ("secs", "wall ms", 1e3, 2),
+    "W7": ("p50_us", "p50 start µs", 1.0, 1),
 }
 # the unit of the metric alone, for "Ideal: ... = 12.3 <unit>"
-SHORT_UNIT = {"W1": "ns/job", "W2": "ms", "W3": "ms", "W4": "ms", "W5": "bytes/job", "W6": "ms"
+SHORT_UNIT = {"W1": "ns/job", "W2": "ms", "W3": "ms", "W4": "ms", "W5": "bytes/job", "W6": "ms", "W7": "µs"
 }
+# W7's start-latency quantiles (RESULT fields, in µs), each given as median (min–max) over the runs.
+W7_FIELDS = (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max"))
 
 PLACEHOLDER_NOTES = (
     "_To be written._ What dominates each workload for workerpoolxt (from a profile, e.g. "
@@ -105,7 +109,8 @@ class Cell:
         self.values = [v for v in (num(r.get(field)) for r in runs if r.get("ok") == "true") if v is not None]
         self.rss = [v for v in (num(r.get("maxrss_kb")) for r in runs) if v]
         self.extra = {}
-        for key in ("alive_at_end", "timed_out", "results_once", "msgs_once", "waiting", "jobs", "n", "ideal_secs"):
+        for key in ("alive_at_end", "timed_out", "results_once", "msgs_once", "waiting", "jobs", "n", "ideal_secs",
+                    "rounds", "spin_ms", "measured"):
             vals = sorted({r[key] for r in runs if key in r})
             if vals:
                 self.extra[key] = vals
@@ -117,6 +122,10 @@ class Cell:
     @property
     def median(self):
         return statistics.median(self.values) if self.values else None
+
+    def field_values(self, key):
+        """The values of RESULT field `key` over the runs that were ok."""
+        return [v for v in (num(r.get(key)) for r in self.runs if r.get("ok") == "true") if v is not None]
 
 
 def fmt(v, decimals):
@@ -155,7 +164,66 @@ def ideal_for(w, cells):
     return None, None
 
 
+def w7_table(cells):
+    """W7: the trivial jobs' start latency, p50 / p99 / max, each the median (min–max) over the runs."""
+    w = "W7"
+    present = [c for c in CONTENDERS if (w, c) in cells]
+
+    def med(cell, key):
+        vals = cell.field_values(key)
+        return statistics.median(vals) if vals else None
+
+    def spread(cell, key):
+        vals = cell.field_values(key)
+        if not vals:
+            return "—"
+        m, lo, hi = statistics.median(vals), min(vals), max(vals)
+        return fmt(m, 1) if lo == hi else f"{fmt(m, 1)} ({fmt(lo, 1)}–{fmt(hi, 1)})"
+
+    best = {}
+    for key, _ in W7_FIELDS[:2]:
+        meds = [(med(cells[(w, p)], key), p) for p in PEERS if (w, p) in cells and cells[(w, p)].ok]
+        meds = [m for m in meds if m[0] is not None]
+        best[key] = min(meds) if meds else (None, None)
+
+    cs = [cells[(w, x)] for x in present]
+    rounds = sorted({r for c in cs for r in c.extra.get("rounds", [])})
+    spins = sorted({s for c in cs for s in c.extra.get("spin_ms", [])})
+    ns = sorted({n for c in cs for n in c.extra.get("n", [])})
+    lines = [f"### {w} {WORKLOADS[w]}", ""]
+    bits = [
+        f"Size: {'/'.join(rounds) or '?'} rounds × (1 job spinning {'/'.join(spins) or '?'} ms in one poll + 50 trivial jobs), "
+        f"N = {'/'.join(ns) or '?'}, 2 executor threads; rounds start 30 ms apart, each waits for all its jobs.",
+        "Start latency: from just before a trivial job's submit call to its first poll, over every trivial job of a run.",
+    ]
+    if best["p50_us"][1]:
+        bits.append(f"Best peer (p50): **{best['p50_us'][1]}**.")
+    bits.append("Ideal: microseconds (a thread and 7 workers are free while the spinning job runs).")
+    lines.append(" ".join(bits))
+    lines.append("")
+    head = "| contender | p50 µs | p99 µs | max µs | p50 vs best peer | p99 vs best peer | peak RSS MiB | ok |"
+    lines.append(head)
+    lines.append("|" + "---|" * (head.count("|") - 1))
+    for c in present:
+        cell = cells[(w, c)]
+        name = f"**{c}**" if c in OURS else c
+        rss = fmt(statistics.median(cell.rss) / 1024, 1) if cell.rss else "—"
+        if cell.na is not None:
+            lines.append(f"| {name} | n/a | | | | | {rss} | n/a: {cell.na} |")
+            continue
+        okc = "yes" if cell.ok else "**NO**: " + "; ".join(sorted(set(cell.errors)))[:200]
+        lines.append(
+            f"| {name} | {spread(cell, 'p50_us')} | {spread(cell, 'p99_us')} | {spread(cell, 'max_us')} | "
+            f"{ratio(med(cell, 'p50_us'), best['p50_us'][0])} | {ratio(med(cell, 'p99_us'), best['p99_us'][0])} | "
+            f"{rss} | {okc} |"
+        )
+    lines.append("")
+    return lines
+
+
 def workload_table(w, cells):
+    if w == "W7":
+        return w7_table(cells)
     field, unit, scale, dec = METRIC[w]
     present = [c for c in CONTENDERS if (w, c) in cells]
     peer_medians = [(cells[(w, p)].median, p) for p in PEERS if (w, p) in cells and cells[(w, p)].ok]
@@ -366,7 +434,9 @@ def main():
         "",
         "*vs best peer*: median ÷ the best median among tokio-joinset, tokio-permit, buffer-unordered and smol-sem. "
         "*vs ideal*: median ÷ the ideal (W1, W5: the floor; W2, W3: ceil(jobs/N) × 1 ms; W4: the floor's "
-        "sequential CPU time ÷ 2 cores). W4's *CPU ms*: user + system time of the whole process. *peak RSS*: `/usr/bin/time -f %M` of the whole process.",
+        "sequential CPU time ÷ 2 cores). W4's *CPU ms*: user + system time of the whole process. *peak RSS*: `/usr/bin/time -f %M` of the whole process. "
+        "W7 gives start-latency quantiles (p50, p99, max of one run's trivial jobs), each as the median over the runs and their min–max; "
+        "its summary column is the p50.",
         "",
     ]
     for w in WORKLOADS:

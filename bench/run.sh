@@ -7,6 +7,11 @@
 #   R=3 bench/run.sh                  # fewer runs
 #   WORKLOADS="W1 W5" CONTENDERS="wpxt tokio-joinset" bench/run.sh
 #   JOBS=1000 R=1 bench/run.sh        # quick try at small sizes (--jobs for every pair)
+#   WORKLOADS=W7 bench/run.sh         # one workload: W1..W7 (`compare list` gives the pairs)
+#
+# W7 (head-of-line latency) counts its trivial jobs with --jobs, 50 a round:
+# JOBS=1000 is its full size (20 rounds); its RESULT lines give p50_us, p99_us
+# and max_us instead of ns_per_job.
 #
 # Environment: R (runs per pair, default 5), WORKLOADS, CONTENDERS (space
 # separated filters, default all), JOBS (passed as --jobs), RUN_TIMEOUT

@@ -1,5 +1,5 @@
 //! Side-by-side benchmark of workerpoolxt against the pools a user would pick
-//! instead. The workloads (W1–W6) and the peers are specified in the shared
+//! instead. The workloads (W1–W7) and the peers are specified in the shared
 //! `BENCH.md`; `bench/run.sh` runs every pair several times, each in its own
 //! process, and `bench/chart.py` turns the results into `BENCHMARKS.md`.
 //!
@@ -12,7 +12,7 @@
 //! Usage (`cargo bench` appends `--bench`, which is ignored):
 //!
 //! ```text
-//! cargo bench --bench compare -- <W1..W6> <contender> [--jobs N] [--n N] [--timeout SECS]
+//! cargo bench --bench compare -- <W1..W7> <contender> [--jobs N] [--n N] [--timeout SECS] [--spin-ms MS]
 //! cargo bench --bench compare -- smoke      # every pair at tiny sizes, checks correctness
 //! cargo bench --bench compare -- list       # every "workload contender" pair, one a line
 //! ```
@@ -20,6 +20,22 @@
 //! Contenders: `floor`, `tokio-joinset`, `tokio-permit`, `buffer-unordered`,
 //! `smol-sem`, `wpxt` (embedded executor), `wpxt-tokio` (workers spawned on a
 //! 2-thread tokio runtime).
+//!
+//! How each contender drives its futures: the tokio peers run their submit
+//! loop and awaits in `Runtime::block_on`; `smol-sem` runs its executor
+//! threads and the thread that awaits its tasks with `smol::block_on`
+//! (= `async_io::block_on`), as smol users do; `wpxt` and `wpxt-tokio` submit
+//! from the main thread and await their handles with
+//! `futures_lite::future::block_on`.
+//!
+//! W7 (head-of-line latency) has its own sizes: `--jobs` is the number of
+//! trivial jobs, 50 a round (rounded up to whole rounds: 1,000 = 20 rounds),
+//! `--spin-ms` how long the spinning job of each round spins (20 ms), and its
+//! RESULT line gives the trivial jobs' start latency instead of ns per job:
+//!
+//! ```text
+//! RESULT workload=W7 contender=smol-sem jobs=1000 n=8 secs=0.600 rounds=20 spin_ms=20 measured=1000 p50_us=12.3 p99_us=45.6 max_us=78.9 ... ok=true
+//! ```
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,9 +48,11 @@ use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::stream::{self, FuturesUnordered, StreamExt};
+// `block_on` is futures-lite's: the `wpxt` contenders await their handles
+// with it. The smol peer uses `smol::block_on` (async-io's), spelled out.
 use futures_lite::future::{block_on, yield_now};
 
-const WORKLOADS: &[&str] = &["W1", "W2", "W3", "W4", "W5", "W6"];
+const WORKLOADS: &[&str] = &["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
 const CONTENDERS: &[&str] = &[
     "floor",
     "tokio-joinset",
@@ -62,48 +80,36 @@ const SPIN_ITERS: u64 = 50_000;
 struct Params {
     jobs: usize,
     n: usize,
+    /// W7 only: how long the spinning job of each round spins.
+    spin_ms: u64,
 }
 
 fn default_params(w: &str) -> Params {
-    match w {
-        "W1" => Params {
-            jobs: 1_000_000,
-            n: 64,
-        },
-        "W2" => Params {
-            jobs: 20_000,
-            n: 1_000,
-        },
-        "W3" => Params {
-            jobs: 100_000,
-            n: 1_000,
-        },
-        "W4" => Params { jobs: 10_000, n: 2 },
-        "W5" => Params {
-            jobs: 1_000_000,
-            n: 1,
-        },
-        "W6" => Params { jobs: 1_000, n: 64 },
+    let (jobs, n, spin_ms) = match w {
+        "W1" => (1_000_000, 64, 0),
+        "W2" => (20_000, 1_000, 0),
+        "W3" => (100_000, 1_000, 0),
+        "W4" => (10_000, 2, 0),
+        "W5" => (1_000_000, 1, 0),
+        "W6" => (1_000, 64, 0),
+        "W7" => (20 * W7_TRIVIAL, 8, 20),
         _ => unreachable!("unknown workload {w}"),
-    }
+    };
+    Params { jobs, n, spin_ms }
 }
 
 fn smoke_params(w: &str) -> Params {
-    match w {
-        "W1" => Params { jobs: 2_000, n: 64 },
-        "W2" => Params {
-            jobs: 1_000,
-            n: 500,
-        },
-        "W3" => Params {
-            jobs: 2_000,
-            n: 1_000,
-        },
-        "W4" => Params { jobs: 20, n: 2 },
-        "W5" => Params { jobs: 2_000, n: 1 },
-        "W6" => Params { jobs: 200, n: 16 },
+    let (jobs, n, spin_ms) = match w {
+        "W1" => (2_000, 64, 0),
+        "W2" => (1_000, 500, 0),
+        "W3" => (2_000, 1_000, 0),
+        "W4" => (20, 2, 0),
+        "W5" => (2_000, 1, 0),
+        "W6" => (200, 16, 0),
+        "W7" => (2 * W7_TRIVIAL, 8, 2),
         _ => unreachable!("unknown workload {w}"),
-    }
+    };
+    Params { jobs, n, spin_ms }
 }
 
 /// What one measurement produced.
@@ -134,10 +140,11 @@ fn result_line(w: &str, c: &str, p: Params, o: &Outcome, cpu_secs: f64) -> (Stri
     );
     let ok = match o {
         Outcome::Done { secs, ok, extra } => {
-            line += &format!(
-                " secs={secs:.6} ns_per_job={:.1}",
-                secs * 1e9 / p.jobs as f64
-            );
+            line += &format!(" secs={secs:.6}");
+            // W7 reports start latencies (in `extra`), not a cost per job.
+            if w != "W7" {
+                line += &format!(" ns_per_job={:.1}", secs * 1e9 / p.jobs as f64);
+            }
             if let Some(ideal) = ideal_secs(w, p) {
                 line += &format!(" ideal_secs={ideal:.6}");
             }
@@ -246,7 +253,8 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// An `async_executor::Executor` run by `RT_THREADS` threads until dropped.
+/// An `async_executor::Executor` run by `RT_THREADS` threads until dropped,
+/// each with `smol::block_on` (async-io's: it drives the reactor while idle).
 struct SmolRt {
     ex: Arc<async_executor::Executor<'static>>,
     stop: Option<smol::channel::Sender<()>>,
@@ -262,7 +270,7 @@ impl SmolRt {
                 let ex = ex.clone();
                 let stopped = stopped.clone();
                 thread::spawn(move || {
-                    block_on(ex.run(async move {
+                    smol::block_on(ex.run(async move {
                         let _ = stopped.recv().await;
                     }))
                 })
@@ -374,7 +382,8 @@ where
 }
 
 /// async-executor on 2 threads; each task holds an async-lock `Semaphore(n)`
-/// permit; the `Task` handles are kept and awaited in order.
+/// permit; the `Task` handles are kept and awaited in order (in
+/// `smol::block_on`).
 fn run_smol<F, Fut>(rt: &SmolRt, p: Params, body: F) -> (f64, u64)
 where
     F: Fn(u64) -> Fut,
@@ -392,7 +401,7 @@ where
             fut.await
         }));
     }
-    let sum = block_on(async {
+    let sum = smol::block_on(async {
         let mut sum = 0;
         for task in tasks {
             sum += task.await;
@@ -687,7 +696,7 @@ fn w5(c: &str, p: Params) -> Outcome {
             }
             mem.after();
             let _ = release.send(());
-            let sum = block_on(async {
+            let sum = smol::block_on(async {
                 let mut sum = 0;
                 for task in tasks {
                     sum += task.await;
@@ -860,12 +869,188 @@ fn w6(c: &str, p: Params) -> Outcome {
                     w6_job(i).await
                 }));
             }
-            block_on(w6_consume(tasks.map(Some), rx, &mut tally));
+            smol::block_on(w6_consume(tasks.map(Some), rx, &mut tally));
             t.elapsed().as_secs_f64()
         }
         _ => return wpxt::w6(c, p, tx, rx),
     };
     tally.outcome(secs)
+}
+
+// ---------------------------------------------------------------------------
+// W7 head-of-line: N = 8 on 2 executor threads. Each round submits one job
+// that spins `spin_ms` of CPU inside a single poll, then at once (no wait)
+// W7_TRIVIAL trivial jobs; every job's start latency (from just before its
+// submit to its first poll) is recorded, and the trivial jobs' are reported
+// (p50, p99, max). Every job of a round finishes before the next round, and
+// rounds start W7_PERIOD apart. Ideal: microseconds, since a thread and 7
+// workers are free while the spinning job runs.
+// ---------------------------------------------------------------------------
+
+/// Trivial jobs per W7 round; W7's `jobs` is their total over all rounds.
+const W7_TRIVIAL: usize = 50;
+
+/// Time between the starts of two W7 rounds.
+const W7_PERIOD: Duration = Duration::from_millis(30);
+
+/// The spin of job `k` of a W7 round: job 0 spins, the others are trivial.
+fn w7_spin(k: usize, spin: Duration) -> Duration {
+    if k == 0 {
+        spin
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A W7 job. In its first poll it takes the time since `submitted` (read
+/// just before its submit call), then busy-loops on the clock for `spin`
+/// in that same poll (no await). Returns the start latency in ns.
+async fn w7_job(submitted: Instant, spin: Duration) -> u64 {
+    let started = Instant::now();
+    while started.elapsed() < spin {
+        std::hint::spin_loop();
+    }
+    started.duration_since(submitted).as_nanos() as u64
+}
+
+/// The `q` quantile (nearest rank) of sorted ns values, in µs.
+fn quantile_us(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e3
+}
+
+/// Runs the W7 rounds. `round(spin)` submits job 0 (spinning `spin`) and
+/// the W7_TRIVIAL trivial jobs, waits for all of them and returns each one's
+/// start latency in ns, in submit order (`None` for a job that did not run).
+fn w7_rounds<R>(p: Params, mut round: R) -> Outcome
+where
+    R: FnMut(Duration) -> Vec<Option<u64>>,
+{
+    let rounds = p.jobs.div_ceil(W7_TRIVIAL);
+    let spin = Duration::from_millis(p.spin_ms);
+    let mut latencies = Vec::with_capacity(rounds * W7_TRIVIAL);
+    let mut ran = 0;
+    // One round first, not counted: every contender's threads and workers
+    // are started and warm, as in a service that has been running (the
+    // first round otherwise measures thread start-up, for the peers too).
+    let start = Instant::now();
+    round(spin);
+    if let Some(rest) = W7_PERIOD.checked_sub(start.elapsed()) {
+        thread::sleep(rest);
+    }
+    let t = Instant::now();
+    for r in 0..rounds {
+        let start = Instant::now();
+        let results = round(spin);
+        ran += results.iter().flatten().count();
+        latencies.extend(results.iter().skip(1).flatten());
+        if r + 1 < rounds {
+            if let Some(rest) = W7_PERIOD.checked_sub(start.elapsed()) {
+                thread::sleep(rest);
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let ok = ran == rounds * (1 + W7_TRIVIAL) && latencies.len() == rounds * W7_TRIVIAL;
+    Outcome::Done {
+        secs,
+        ok,
+        extra: vec![
+            ("rounds", rounds.to_string()),
+            ("spin_ms", p.spin_ms.to_string()),
+            ("measured", latencies.len().to_string()),
+            ("p50_us", format!("{:.1}", quantile_us(&latencies, 0.50))),
+            ("p99_us", format!("{:.1}", quantile_us(&latencies, 0.99))),
+            ("max_us", format!("{:.1}", quantile_us(&latencies, 1.0))),
+        ],
+    }
+}
+
+fn w7(c: &str, p: Params) -> Outcome {
+    match c {
+        "floor" => Outcome::Na("no concurrency: nothing starts while another job runs"),
+        "buffer-unordered" => Outcome::Na(
+            "one task, no parallelism: every job waits for the spinning one by construction",
+        ),
+        "tokio-joinset" => {
+            let rt = tokio_rt();
+            let sem = Arc::new(tokio::sync::Semaphore::new(p.n));
+            w7_rounds(p, |spin| {
+                rt.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for k in 0..=W7_TRIVIAL {
+                        let sem = sem.clone();
+                        let submitted = Instant::now();
+                        let job = w7_job(submitted, w7_spin(k, spin));
+                        set.spawn(async move {
+                            let _permit = sem.acquire_owned().await.expect("semaphore closed");
+                            (k, job.await)
+                        });
+                    }
+                    let mut results = vec![None; 1 + W7_TRIVIAL];
+                    while let Some(r) = set.join_next().await {
+                        if let Ok((k, latency)) = r {
+                            results[k] = Some(latency);
+                        }
+                    }
+                    results
+                })
+            })
+        }
+        "tokio-permit" => {
+            let rt = tokio_rt();
+            let sem = Arc::new(tokio::sync::Semaphore::new(p.n));
+            w7_rounds(p, |spin| {
+                rt.block_on(async {
+                    let mut handles = Vec::with_capacity(1 + W7_TRIVIAL);
+                    for k in 0..=W7_TRIVIAL {
+                        // Taking the permit is part of this peer's submit.
+                        let submitted = Instant::now();
+                        let permit = sem.clone().acquire_owned().await.expect("semaphore closed");
+                        let job = w7_job(submitted, w7_spin(k, spin));
+                        handles.push(tokio::spawn(async move {
+                            let _permit = permit;
+                            job.await
+                        }));
+                    }
+                    let mut results = Vec::with_capacity(handles.len());
+                    for h in handles {
+                        results.push(h.await.ok());
+                    }
+                    results
+                })
+            })
+        }
+        "smol-sem" => {
+            let rt = SmolRt::new();
+            let sem = Arc::new(smol::lock::Semaphore::new(p.n));
+            w7_rounds(p, |spin| {
+                let tasks: Vec<_> = (0..=W7_TRIVIAL)
+                    .map(|k| {
+                        let sem = sem.clone();
+                        let submitted = Instant::now();
+                        let job = w7_job(submitted, w7_spin(k, spin));
+                        rt.ex.spawn(async move {
+                            let _guard = sem.acquire_arc().await;
+                            job.await
+                        })
+                    })
+                    .collect();
+                smol::block_on(async {
+                    let mut results = Vec::with_capacity(tasks.len());
+                    for task in tasks {
+                        results.push(Some(task.await));
+                    }
+                    results
+                })
+            })
+        }
+        _ => wpxt::w7(c, p),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1095,6 +1280,30 @@ mod wpxt {
         });
         tally.outcome(t.elapsed().as_secs_f64())
     }
+
+    /// W7 from the main thread: `wpxt` is `Pool::new(n)`, i.e.
+    /// `Pool::builder().max_workers(n).build()` on the embedded executor.
+    pub(super) fn w7(c: &str, p: Params) -> Outcome {
+        let Some(w) = Wpxt::new(c, p.n) else {
+            return unknown(c);
+        };
+        let _rt = w.enter();
+        w7_rounds(p, |spin| {
+            let handles: Vec<ResultHandle<u64>> = (0..=W7_TRIVIAL)
+                .map(|k| {
+                    let submitted = Instant::now();
+                    w.pool.submit(w7_job(submitted, w7_spin(k, spin)))
+                })
+                .collect();
+            block_on(async {
+                let mut results = Vec::with_capacity(handles.len());
+                for h in handles {
+                    results.push(h.await.ok());
+                }
+                results
+            })
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1109,6 +1318,7 @@ fn run_pair(w: &str, c: &str, p: Params) -> Outcome {
         "W4" => w4(c, p),
         "W5" => w5(c, p),
         "W6" => w6(c, p),
+        "W7" => w7(c, p),
         _ => unreachable!("unknown workload {w}"),
     }
 }
@@ -1126,7 +1336,7 @@ fn watchdog(secs: u64, what: String) {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo bench --bench compare -- <workload> <contender> [--jobs N] [--n N] [--timeout SECS]\n\
+        "usage: cargo bench --bench compare -- <workload> <contender> [--jobs N] [--n N] [--timeout SECS] [--spin-ms MS]\n\
          \x20      cargo bench --bench compare -- smoke | list\n\
          workloads: {}\ncontenders: {}",
         WORKLOADS.join(" "),
@@ -1196,8 +1406,13 @@ fn main() -> ExitCode {
             ("--jobs", Some(v)) if v > 0 => p.jobs = v,
             ("--n", Some(v)) if v > 0 => p.n = v,
             ("--timeout", Some(v)) if v > 0 => timeout = v as u64,
+            ("--spin-ms", Some(v)) if v > 0 => p.spin_ms = v as u64,
             _ => return usage(),
         }
+    }
+    if w == "W7" {
+        // Whole rounds of W7_TRIVIAL trivial jobs.
+        p.jobs = p.jobs.div_ceil(W7_TRIVIAL) * W7_TRIVIAL;
     }
     watchdog(
         timeout,
