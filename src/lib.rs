@@ -147,6 +147,7 @@ mod pool;
 #[cfg(not(workerpoolxt_loom))]
 mod queue;
 mod runtime;
+mod scheduler;
 mod set;
 mod shared;
 mod sync;

@@ -632,3 +632,103 @@ fn loom_submit_vs_worker_falling_asleep() {
         assert!(spawned.lock().unwrap().is_empty(), "a second worker");
     });
 }
+
+/// A pool of `max_workers` whose worker futures are kept for the model to
+/// run, in the order they were spawned.
+fn workers_pool(
+    max_workers: usize,
+) -> (Pool, std::sync::Arc<std::sync::Mutex<Vec<BoxFuture<()>>>>) {
+    let spawned = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = spawned.clone();
+    let pool = Pool::builder()
+        .max_workers(max_workers)
+        .keep_idle_workers()
+        .spawner(move |worker| sink.lock().unwrap().push(worker))
+        .build();
+    (pool, spawned)
+}
+
+/// Waits (yielding to the other threads) until the pool has spawned a
+/// worker, and takes it.
+fn next_worker(spawned: &std::sync::Mutex<Vec<BoxFuture<()>>>) -> BoxFuture<()> {
+    loop {
+        if let Some(w) = spawned.lock().unwrap().pop() {
+            return w;
+        }
+        thread::yield_now();
+    }
+}
+
+/// The wake-up protocol's hand-over (`src/scheduler.rs`), N = 2: job A
+/// holds its worker's thread until job B has run, and B is submitted while
+/// A's worker takes A. Whichever comes first — B's push, or A's worker
+/// taking A and stopping its search — a second worker is started for B: by
+/// B's submit (no worker searches any more) or by A's worker handing the
+/// queue over (it was the last searcher and B waits). Without the hand-over
+/// (or with a submit that counted on a searcher that is gone), no second
+/// worker starts, A never returns, and the model fails.
+#[test]
+fn loom_searcher_hands_the_queue_over() {
+    model(|| {
+        let (pool, spawned) = workers_pool(2);
+        let b_done = Arc::new(AtomicBool::new(false));
+        let done = b_done.clone();
+        let mut a = pool.submit(std::future::poll_fn(move |_| {
+            // Holds the thread (as a long computation would) until B ran.
+            while !done.load(Ordering::SeqCst) {
+                thread::yield_now();
+            }
+            Poll::Ready(1u32)
+        }));
+        let mut first = next_worker(&spawned);
+        // The first worker runs until the pool stops (at the end).
+        let runner = thread::spawn(move || drive(&mut first));
+        let done = b_done.clone();
+        let mut b = pool.submit(async move {
+            done.store(true, Ordering::SeqCst);
+            2u32
+        });
+        let mut second = next_worker(&spawned);
+        drive_until(&mut second, || b_done.load(Ordering::SeqCst));
+        assert_eq!(drive(&mut b), Ok(2));
+        assert_eq!(drive(&mut a), Ok(1));
+        assert_eq!(pool.workers(), 2);
+        drop(pool.stop());
+        runner.join().unwrap();
+        assert!(spawned.lock().unwrap().is_empty(), "a third worker");
+    });
+}
+
+/// Growing the pool while its one worker holds its thread in job A and job
+/// B waits (N = 1, then 2), racing the worker's taking of A: the new place
+/// gets a worker, which runs B, whether the resize comes before or after
+/// the worker stopped searching; then a stop ends both workers.
+#[test]
+fn loom_resize_starts_a_worker_beside_a_held_thread() {
+    model(|| {
+        let (pool, spawned) = workers_pool(1);
+        let b_done = Arc::new(AtomicBool::new(false));
+        let done = b_done.clone();
+        let mut a = pool.submit(std::future::poll_fn(move |_| {
+            while !done.load(Ordering::SeqCst) {
+                thread::yield_now();
+            }
+            Poll::Ready(1u32)
+        }));
+        let done = b_done.clone();
+        let mut b = pool.submit(async move {
+            done.store(true, Ordering::SeqCst);
+            2u32
+        });
+        let mut first = next_worker(&spawned);
+        let runner = thread::spawn(move || drive(&mut first));
+        pool.resize(2).unwrap();
+        let mut second = next_worker(&spawned);
+        drive_until(&mut second, || b_done.load(Ordering::SeqCst));
+        assert_eq!(drive(&mut b), Ok(2));
+        assert_eq!(drive(&mut a), Ok(1));
+        drop(pool.stop());
+        runner.join().unwrap();
+        assert!(spawned.lock().unwrap().is_empty(), "a third worker");
+    });
+}

@@ -143,14 +143,9 @@ impl Pool {
     ///
     /// Work that computes for long, or blocks its thread, belongs in
     /// [`submit_blocking`](Self::submit_blocking): a future that does it
-    /// inside one poll holds an executor thread, and the pool only notices
-    /// once that poll has lasted 100 µs (75 µs at times) or 64 jobs wait. (A
-    /// worker that runs jobs finishing in their first poll looks at the queue
-    /// between them, and submits do not wake another worker meanwhile: that
-    /// is what makes short jobs cheap. Jobs submitted in the first 75 µs of
-    /// such a poll, fewer than 64, wait for it to return; so do such jobs
-    /// queued after a worker that an earlier backlog woke has run out of
-    /// work and gone back to sleep.)
+    /// inside one poll holds an executor thread for that long. The jobs
+    /// queued meanwhile still start at once on the pool's other workers, as
+    /// long as the executor has another thread free.
     ///
     /// # Examples
     ///
@@ -381,7 +376,7 @@ impl Pool {
         );
         let (task, cell) = QueueEntry::new(slot, Task::new(body, first));
         let handle = ResultHandle::new(cell);
-        if let Err(task) = shared.push(task, ticket, submitted) {
+        if let Err(task) = shared.push(task) {
             // Stopped between the admission and the push: dropping the
             // unstarted task resolves its handle `Stopped`.
             drop(task);
@@ -581,7 +576,7 @@ impl Pool {
             shared.spawn_for_queue();
         } else if n < before {
             // Idle workers above the maximum look again and leave.
-            shared.job_ready.notify(usize::MAX);
+            shared.scheduler.wake_all();
         }
         Ok(())
     }

@@ -16,10 +16,8 @@
 //!   twice as it passes from a draining closure to its worker's next job.
 //!   `running` is counted after `dequeued`, so a reader that reads `running`
 //!   before `waiting` never sees one job in both.
-//! - `idle`: workers asleep waiting for a job. A submitter wakes one of them
-//!   (one wake-up in flight at a time) or, when none sleeps, spawns a worker
-//!   under `max_workers`; a worker that takes a job while more wait does the
-//!   same, so the wake-ups chain until every slot is busy (`find_worker`).
+//! - who searches the queue, who sleeps, and who is woken for a job: the
+//!   wake-up protocol of `src/scheduler.rs` (`scheduler`).
 //! - `waiting = enqueued - dequeued`: jobs in the queue that have not left
 //!   it. Submitters count `enqueued` (on their own cache line); whoever takes
 //!   a job out (a worker starting it, its handle cancelling it, a stop
@@ -38,50 +36,16 @@ use crate::error::Panic;
 use crate::metrics::{Counters, Metrics};
 use crate::options::Options;
 use crate::runtime::{clock_hint, SharedClock, Sleep, Spawner};
-use crate::sync::{fence, Arc, AtomicU64, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
+use crate::scheduler::Scheduler;
+use crate::sync::{Arc, AtomicU64, AtomicU8, AtomicUsize, JobQueue, Ordering, Padded};
 use crate::watch::Watchers;
 use crate::worker;
-
-/// How many queued jobs make a submit find another worker even while one
-/// holds the search (see [`Shared::push`]); bounded queues use half their
-/// capacity if that is less.
-pub(crate) const BACKLOG: usize = 64;
-
-/// How long the searcher may be inside one poll of a job before a submit
-/// stops counting on it and finds another worker (see [`Shared::push`]).
-pub(crate) const LONG_POLL_NS: u64 = 100_000;
-
-/// How old the searcher lets the poll start it published grow before it
-/// publishes a newer one (see `worker.rs`, `Search::poll_begins`): so a
-/// submit may also find another worker for a poll that has lasted
-/// `LONG_POLL_NS - HEARTBEAT_NS`.
-#[cfg(not(workerpoolxt_loom))]
-pub(crate) const HEARTBEAT_NS: u64 = LONG_POLL_NS / 4;
-// `Pool::submit`'s docs promise that a poll shorter than 75 µs never gets
-// another worker by its length alone.
-#[cfg(not(workerpoolxt_loom))]
-const _: () = assert!(HEARTBEAT_NS <= LONG_POLL_NS - 75_000);
-/// Under loom every poll is published: a store that depends on the time
-/// between two clock readings would make the models' runs differ.
-#[cfg(workerpoolxt_loom)]
-pub(crate) const HEARTBEAT_NS: u64 = 0;
-
-/// `searching`: no worker searches.
-pub(crate) const NO_SEARCH: u64 = 0;
-/// `searching`: a worker searches, between jobs. Larger values: it runs
-/// jobs, and the poll it is in (if any) began no earlier than `value -
-/// SEARCHING - 1` ns since the epoch (and at most [`HEARTBEAT_NS`] later).
-pub(crate) const SEARCHING: u64 = 1;
 
 /// `Shared::slots`: `draining` in the high 32 bits, `running` in the low
 /// 32 (each at most the live workers, far below 2³²).
 const DRAINING_SHIFT: u32 = 32;
 const DRAINING_ONE: u64 = 1 << DRAINING_SHIFT;
 const RUNNING_MASK: u64 = DRAINING_ONE - 1;
-
-/// Submits look at the backlog once per this many tickets (it costs a read
-/// of a line the workers write).
-pub(crate) const BACKLOG_CHECK: usize = 8;
 
 /// Open: takes submissions.
 pub(crate) const OPEN: u8 = 0;
@@ -96,12 +60,6 @@ pub(crate) struct Shared {
     pub(crate) capacity: Option<usize>,
     /// Written by submitters only.
     pub(crate) enqueued: Padded<AtomicUsize>,
-    /// `enqueued` as it was at most [`BACKLOG_CHECK`] submits ago, on a line
-    /// of its own: what workers read to see a backlog, once per job. Read
-    /// from `enqueued` itself, that line would go back and forth between
-    /// the submitter and the workers on every submit (W1 of the benchmarks:
-    /// a third of the per-job time).
-    enqueued_hint: Padded<AtomicUsize>,
     /// Written by whoever takes jobs out of the queue.
     pub(crate) dequeued: Padded<AtomicUsize>,
     pub(crate) max_workers: AtomicUsize,
@@ -116,19 +74,8 @@ pub(crate) struct Shared {
     /// draining closure read before it returned, and its worker's next job
     /// read after it started.
     slots: Padded<AtomicU64>,
-    /// Written whenever a worker falls asleep or wakes; read on every submit.
-    /// On its own line so that it does not evict the read-mostly settings.
-    pub(crate) idle: Padded<AtomicUsize>,
-    /// Whether a worker is searching: awake, and it looks at the queue again
-    /// before it sleeps or waits for anything else (`worker.rs`). While it
-    /// is, a submit wakes nobody (see `push`). [`NO_SEARCH`], [`SEARCHING`]
-    /// (between jobs), or, while it runs jobs, a time no later than the
-    /// start of the poll it is in (ns since the epoch) plus [`SEARCHING`] + 1
-    /// (see [`HEARTBEAT_NS`]). Submitters read it after
-    /// pushing, and the searcher looks at the queue after clearing it (both
-    /// `SeqCst`), so a job is always seen by the searcher or finds a worker
-    /// itself.
-    pub(crate) searching: Padded<AtomicU64>,
+    /// Who searches the queue and who sleeps (`src/scheduler.rs`).
+    pub(crate) scheduler: Scheduler,
     /// Pauses requested or held.
     pub(crate) paused: AtomicUsize,
     /// The earliest queue ticket that a live pause holds back (`usize::MAX`
@@ -148,8 +95,6 @@ pub(crate) struct Shared {
     /// other workers.
     pub(crate) stops_inside: AtomicUsize,
     pub(crate) state: AtomicU8,
-    /// A job was pushed.
-    pub(crate) job_ready: Event,
     /// A job left a bounded queue.
     pub(crate) room: Event,
     /// `running` or `workers` dropped (to zero, for the waiters that care).
@@ -198,14 +143,12 @@ impl Shared {
             queue: JobQueue::unbounded(),
             capacity: c.capacity,
             enqueued: Padded(AtomicUsize::new(0)),
-            enqueued_hint: Padded(AtomicUsize::new(0)),
             dequeued: Padded(AtomicUsize::new(0)),
             max_workers: AtomicUsize::new(c.max_workers),
             workers: AtomicUsize::new(0),
             busy: Padded(AtomicUsize::new(0)),
             slots: Padded(AtomicU64::new(0)),
-            idle: Padded(AtomicUsize::new(0)),
-            searching: Padded(AtomicU64::new(NO_SEARCH)),
+            scheduler: Scheduler::new(),
             paused: AtomicUsize::new(0),
             pause_barrier: AtomicUsize::new(usize::MAX),
             pause_barriers: std::sync::Mutex::new(Vec::new()),
@@ -214,7 +157,6 @@ impl Shared {
             pause_held: AtomicU8::new(0),
             stops_inside: AtomicUsize::new(0),
             state: AtomicU8::new(OPEN),
-            job_ready: Event::new(),
             room: Event::new(),
             quiet: Event::new(),
             unpaused: Event::new(),
@@ -387,128 +329,30 @@ impl Shared {
         }
     }
 
-    /// Pushes a task whose place is reserved (submitted at `submitted`, ns
-    /// since the epoch); gives it back if the pool stopped meanwhile.
-    ///
-    /// A submit wakes nobody while a worker holds the search: that worker is
-    /// awake and looks at the queue before it waits for anything. It may be
-    /// inside the poll of a job, though, and a poll that computes (or blocks
-    /// its thread) for long would leave the queue unattended; so a submit
-    /// finds another worker all the same once that poll has lasted
-    /// [`LONG_POLL_NS`] (or up to [`HEARTBEAT_NS`] less), or once
-    /// [`BACKLOG`] jobs wait.
-    pub(crate) fn push(
-        self: &Arc<Self>,
-        task: QueueEntry,
-        ticket: usize,
-        submitted: u64,
-    ) -> Result<(), QueueEntry> {
-        let was_empty = self.queue.push(task)?;
-        if ticket.is_multiple_of(BACKLOG_CHECK) {
-            self.enqueued_hint.store(ticket, Ordering::Relaxed);
-        }
-        let search = self.searching.load(Ordering::SeqCst);
-        if search == NO_SEARCH {
-            self.find_worker();
-        } else if search > SEARCHING
-            && submitted.saturating_sub(search - SEARCHING - 1) >= LONG_POLL_NS
-        {
-            // The searcher is stuck in one poll (or its executor thread
-            // is busy elsewhere after a yield between jobs).
-            self.find_worker();
-        } else if !was_empty
-            && (ticket.is_multiple_of(BACKLOG_CHECK) || self.capacity.is_some())
-            && self.backlog_behind(ticket)
-        {
+    /// Pushes a task whose place is reserved; gives it back if the pool
+    /// stopped meanwhile. Finds a worker for it if no worker searches (see
+    /// `src/scheduler.rs`).
+    pub(crate) fn push(self: &Arc<Self>, task: QueueEntry) -> Result<(), QueueEntry> {
+        self.queue.push(task)?;
+        if self.scheduler.nobody_searches() {
             self.find_worker();
         }
         Ok(())
     }
 
-    /// Whether the jobs queued up to the place `reserved` (a ticket, or
-    /// `enqueued`) are a backlog that calls for another worker even while one
-    /// searches: [`BACKLOG`] jobs, or half a bounded queue if that is less.
-    /// The queue counts the entries taken out in FIFO order (`pops`): the
-    /// difference is the queue's depth (an upper bound: a place refused after
-    /// a stop is never popped).
-    pub(crate) fn backlog_behind(&self, reserved: usize) -> bool {
-        self.backlog_between(reserved, self.queue.pops())
+    /// A searching worker stops searching (it took a job, or it goes to
+    /// sleep, or it leaves). If it was the last searcher and jobs are still
+    /// queued, it hands them over: another worker is woken or started for
+    /// them. `true` if one was.
+    pub(crate) fn stop_searching(self: &Arc<Self>) -> bool {
+        self.scheduler.stop_searching() && !self.queue.is_empty() && self.find_worker()
     }
 
-    /// [`backlog_behind`](Self::backlog_behind) with the pops counted
-    /// already.
-    pub(crate) fn backlog_between(&self, reserved: usize, pops: usize) -> bool {
-        let depth = reserved.saturating_sub(pops);
-        depth >= self.capacity.map_or(BACKLOG, |c| BACKLOG.min(c / 2))
-    }
-
-    /// Whether a worker taking a job sees a backlog behind it: by the
-    /// submitters' hint (up to [`BACKLOG_CHECK`] submits old, which a
-    /// threshold of [`BACKLOG`] does not mind), or, for a bounded queue whose
-    /// threshold may be a handful of jobs, by `enqueued` itself.
-    /// `pops` is the queue's count as the worker's pop left it. A worker
-    /// that was searching already (`searching`) looks only every
-    /// [`BACKLOG_CHECK`] pops: its jobs have been short, and submits look too.
-    pub(crate) fn backlog_seen(&self, pops: usize, searching: bool) -> bool {
-        if searching && !pops.is_multiple_of(BACKLOG_CHECK) {
-            return false;
-        }
-        let reserved = match self.capacity {
-            None => self.enqueued_hint.load(Ordering::Relaxed),
-            Some(_) => self.enqueued.load(Ordering::Relaxed),
-        };
-        self.backlog_between(reserved, pops)
-    }
-
-    /// Takes the search (`true`) unless another worker has it.
-    pub(crate) fn try_search(&self) -> bool {
-        self.searching.load(Ordering::Relaxed) == NO_SEARCH
-            && self
-                .searching
-                .compare_exchange(NO_SEARCH, SEARCHING, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// The searcher begins a poll of a job at `at` (ns since the epoch), or
-    /// (`None`) is back between jobs.
-    pub(crate) fn searcher_in_job(&self, at: Option<u64>) {
-        let v = at.map_or(SEARCHING, |t| t.saturating_add(SEARCHING + 1));
-        self.searching.store(v, Ordering::SeqCst);
-    }
-
-    /// Gives the search up; finds a worker for what was queued meanwhile
-    /// (submitters woke nobody while the search was held).
-    pub(crate) fn end_search(self: &Arc<Self>) {
-        self.searching.store(NO_SEARCH, Ordering::SeqCst);
-        if !self.queue.is_empty() {
-            self.find_worker();
-        }
-    }
-
-    /// Gets a worker to the queue: wakes a sleeping one, or starts one.
-    ///
-    /// At most one wake-up is in flight at a time (`notify(1)` does nothing
-    /// while a notified worker has not woken yet), and a worker that takes a
-    /// job calls this again while jobs remain, so the wake-ups chain: every
-    /// slot fills while there is work, without a wake-up per job and
-    /// without waking anyone when a busy worker will take the job anyway.
-    pub(crate) fn find_worker(self: &Arc<Self>) {
-        if self.idle.load(Ordering::SeqCst) > 0 {
-            // `notify(1)` takes the event's lock even when it has nothing to
-            // do, and it has nothing to do while a wake-up is in flight, or
-            // while the sleeper has not listened yet: the event's own count
-            // says so without the lock. A sleeper listens (a `SeqCst` fence
-            // after it registers) and then looks at the queue again; the
-            // fence here, between the caller's push and this look at the
-            // count, means that either it sees the job or this sees it
-            // listening and wakes it.
-            fence(Ordering::SeqCst);
-            if !self.job_ready.is_notified() {
-                self.job_ready.notify(1);
-            }
-        } else {
-            self.try_spawn_worker();
-        }
+    /// Gets a worker to the queue: wakes a sleeping one, or starts one if
+    /// there is room under `max_workers`. `true` if one was woken or
+    /// started; either searches from then on.
+    pub(crate) fn find_worker(self: &Arc<Self>) -> bool {
+        self.scheduler.wake_one() || self.try_spawn_worker()
     }
 
     // ----- workers -----
@@ -574,9 +418,7 @@ impl Shared {
     /// Starts workers for the queued jobs, up to `max_workers`.
     pub(crate) fn spawn_for_queue(self: &Arc<Self>) {
         // Busy workers do not count: only sleeping ones can take a job now.
-        let mut needed = self
-            .waiting()
-            .saturating_sub(self.idle.load(Ordering::SeqCst));
+        let mut needed = self.waiting().saturating_sub(self.scheduler.idle());
         while needed > 0 && self.try_reserve_worker() {
             // Looked at after reserving: a worker that took the last job and
             // left meanwhile freed the slot that was just reserved, and no
@@ -590,8 +432,8 @@ impl Shared {
             }
             needed -= 1;
         }
-        if self.idle.load(Ordering::SeqCst) > 0 {
-            self.job_ready.notify(usize::MAX);
+        if self.scheduler.idle() > 0 {
+            self.scheduler.wake_all();
         }
     }
 
@@ -784,7 +626,7 @@ impl Shared {
             self.drop_queued();
         }
         // Sleeping and paused workers look again; room waiters give up.
-        self.job_ready.notify(usize::MAX);
+        self.scheduler.wake_all();
         self.unpaused.notify(usize::MAX);
         self.room.notify(usize::MAX);
         self.spawn_for_queue();

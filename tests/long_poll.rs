@@ -1,20 +1,17 @@
-//! A job whose poll holds its thread for long (it computes, or blocks on
-//! something) does not hold up the jobs submitted meanwhile: they find
-//! another worker.
+//! A job whose poll holds its thread (it blocks on something) does not
+//! hold up the jobs submitted meanwhile: they get another worker, on the
+//! executor's other thread.
 //!
-//! The worker that holds the search may be the one inside that poll, and
-//! submits wake nobody while a worker searches; a submit that finds the
-//! searcher in one poll for longer than the documented threshold (100 µs)
-//! wakes another worker all the same, and so does a backlog of 64 jobs.
+//! Job A blocks its thread until a later job has run, so a pool that leaves
+//! the later job waiting for A's worker deadlocks (here: fails after
+//! `PATIENCE`). The worker that takes A stops searching before it polls it,
+//! and hands the queue over to another worker if jobs wait (or a submit
+//! finds no worker searching and wakes one): `src/scheduler.rs`.
+//! `tests/head_of_line.rs` measures how soon the later jobs start.
 //!
 //! Only runtimes with two threads or more can run a job beside one that
 //! holds its thread: the embedded executor (on a machine with two cores or
-//! more) and tokio's multi-thread runtime. The backlog case runs on the
-//! embedded executor only: there the worker about to hold its thread wakes
-//! the helper itself, and tokio runs a task woken from a worker thread in
-//! that thread's LIFO slot, which no other thread takes, so on tokio the
-//! helper waits for the held thread like everything else scheduled there
-//! (tokio's own caveat about blocking in tasks).
+//! more) and tokio's multi-thread runtime.
 
 mod common;
 
@@ -24,8 +21,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use workerpoolxt::Builder;
 
-/// How many times the scenario runs: the job that holds its thread lands on
-/// the searching worker in most rounds, not all.
+/// How many times the scenario runs: which worker takes A, and whether B's
+/// push comes before or after it stops searching, differ from round to
+/// round.
 const ROUNDS: usize = 12;
 
 /// How long job A waits for job B before giving up (a broken pool fails the
@@ -47,11 +45,11 @@ fn two_threads_or_more(rt: Rt) -> bool {
 
 async fn a_job_that_holds_its_thread_lets_a_later_job_run(b: Builder) {
     // Idle workers stay asleep: an idle timeout would wake the second worker
-    // after a while and hide a missing rule.
+    // after a while and hide a missing wake-up.
     let pool = b.max_workers(2).keep_idle_workers().build();
     for round in 0..ROUNDS {
-        // A quick job first: its worker then searches the queue, and is the
-        // one that takes A.
+        // A quick job first: its worker then searches the queue, and is
+        // likely the one that takes A.
         pool.submit(async {}).await.unwrap();
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let (started_tx, started_rx) = mpsc::channel::<Instant>();
@@ -62,9 +60,8 @@ async fn a_job_that_holds_its_thread_lets_a_later_job_run(b: Builder) {
             go_rx.recv_timeout(PATIENCE).is_ok()
         });
         let started = started_rx.recv_timeout(PATIENCE).expect("A started");
-        // Past the threshold after which a submit stops counting on the
-        // worker inside A's poll (measured, not slept: the test thread is
-        // not a worker).
+        // Well inside A's poll (measured, not slept: the test thread is not
+        // a worker).
         while started.elapsed() < Duration::from_micros(500) {
             std::hint::spin_loop();
         }
@@ -77,20 +74,14 @@ async fn a_job_that_holds_its_thread_lets_a_later_job_run(b: Builder) {
 
 async fn a_backlog_behind_a_held_thread_gets_a_worker(b: Builder) {
     // Idle workers stay asleep: an idle timeout would wake the second worker
-    // after a while and hide a missing rule.
+    // after a while and hide a missing wake-up.
     let pool = b.max_workers(2).keep_idle_workers().build();
-    // Several rounds, as above: a round whose job A lands on the worker that
-    // does not search proves nothing.
     for round in 0..ROUNDS {
         pool.submit(async {}).await.unwrap();
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let a = pool.submit(async move { go_rx.recv_timeout(PATIENCE).is_ok() });
-        // Submitted at once, well within the long-poll threshold: only their
-        // number (the backlog rule) gets them a worker if A's worker searches.
-        // The go job is the oldest of them, so the worker that the backlog
-        // wakes runs it first. (Jobs queued after that worker has run out of
-        // work, fewer than the backlog, may wait for A to return, as
-        // `Pool::submit` documents: they are awaited only after A.)
+        // Submitted at once, while A's worker takes A: a hundred jobs, the
+        // go job first, run by the other worker while A holds its thread.
         let go = pool.submit(async move { go_tx.send(()).is_ok() });
         let jobs: Vec<_> = (0..100u32).map(|i| pool.submit(async move { i })).collect();
         assert_eq!(go.await, Ok(true), "round {round}: the go job ran");
