@@ -17,15 +17,15 @@ use std::pin::Pin;
 use crate::error::Panic;
 
 /// Room for one attempt; whether it holds one is kept by its owner.
-pub(crate) struct AttemptSlot<A> {
+pub(crate) struct AttemptStore<A> {
     value: MaybeUninit<A>,
-    /// The attempt is pinned while it lives here: the slot is never
+    /// The attempt is pinned while it lives here: the store is never
     /// `Unpin`, whatever `A` is (simpler to reason about than "like `A`").
     _pin: PhantomPinned,
 }
 
-impl<A> AttemptSlot<A> {
-    /// A slot holding `first`, and whether it holds one.
+impl<A> AttemptStore<A> {
+    /// A store holding `first`, and whether it holds one.
     pub(crate) fn new(first: Option<A>) -> (bool, Self) {
         let present = first.is_some();
         let value = match first {
@@ -34,7 +34,7 @@ impl<A> AttemptSlot<A> {
         };
         (
             present,
-            AttemptSlot {
+            AttemptStore {
                 value,
                 _pin: PhantomPinned,
             },
@@ -42,20 +42,20 @@ impl<A> AttemptSlot<A> {
     }
 }
 
-/// An attempt slot and the flag that says whether it holds one: what
+/// An attempt store and the flag that says whether it holds one: what
 /// `Pin<&mut Option<A>>` would be.
 pub(crate) struct Attempt<'a, A> {
     present: &'a mut bool,
-    slot: Pin<&'a mut AttemptSlot<A>>,
+    store: Pin<&'a mut AttemptStore<A>>,
 }
 
 impl<'a, A> Attempt<'a, A> {
     /// # Safety
     ///
-    /// `present` is the flag kept for `slot` (set exactly when it holds a
+    /// `present` is the flag kept for `store` (set exactly when it holds a
     /// value), and only `Attempt` changes either of them.
-    pub(crate) unsafe fn new(present: &'a mut bool, slot: Pin<&'a mut AttemptSlot<A>>) -> Self {
-        Attempt { present, slot }
+    pub(crate) unsafe fn new(present: &'a mut bool, store: Pin<&'a mut AttemptStore<A>>) -> Self {
+        Attempt { present, store }
     }
 
     pub(crate) fn is_some(&self) -> bool {
@@ -68,16 +68,16 @@ impl<'a, A> Attempt<'a, A> {
             return None;
         }
         // SAFETY: the flag says the value is there (`new`'s promise); it is
-        // pinned as its slot is: it never moves out of it, and it is dropped
+        // pinned as its store is: it never moves out of it, and it is dropped
         // in place (`clear`, `drop_in_place`).
-        Some(unsafe { self.slot.map_unchecked_mut(|s| s.value.assume_init_mut()) })
+        Some(unsafe { self.store.map_unchecked_mut(|s| s.value.assume_init_mut()) })
     }
 
-    /// Puts `attempt` in the slot, which must be empty.
+    /// Puts `attempt` in the store, which must be empty.
     pub(crate) fn set(self, attempt: A) {
         assert!(!*self.present, "an attempt replaced without being dropped");
-        // SAFETY: writing into an empty slot moves nothing that is pinned.
-        unsafe { self.slot.get_unchecked_mut() }
+        // SAFETY: writing into an empty store moves nothing that is pinned.
+        unsafe { self.store.get_unchecked_mut() }
             .value
             .write(attempt);
         *self.present = true;
@@ -97,7 +97,7 @@ impl<'a, A> Attempt<'a, A> {
             // so the value is dropped once even if its destructor panics
             // (the value counts as dropped then). Dropping in place keeps
             // the pinning promise.
-            unsafe { self.slot.get_unchecked_mut().value.assume_init_drop() };
+            unsafe { self.store.get_unchecked_mut().value.assume_init_drop() };
         }
     }
 }
@@ -108,7 +108,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use super::{Attempt, AttemptSlot};
+    use super::{Attempt, AttemptStore};
 
     /// Counts its drops; panics in `drop` if asked to.
     struct Counted(Arc<AtomicUsize>, bool);
@@ -125,12 +125,12 @@ mod tests {
     #[test]
     fn holds_sets_and_drops_one_attempt_at_a_time() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let (mut present, slot) = AttemptSlot::new(Some(Counted(drops.clone(), false)));
-        let mut slot = pin!(slot);
+        let (mut present, store) = AttemptStore::new(Some(Counted(drops.clone(), false)));
+        let mut store = pin!(store);
         macro_rules! at {
             () => {
-                // SAFETY: `present` is the slot's own flag.
-                unsafe { Attempt::new(&mut present, slot.as_mut()) }
+                // SAFETY: `present` is the store's own flag.
+                unsafe { Attempt::new(&mut present, store.as_mut()) }
             };
         }
         assert!(at!().is_some());
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         assert!(!present);
         assert!(at!().into_pin_mut().is_none());
-        // Clearing an empty slot drops nothing.
+        // Clearing an empty store drops nothing.
         assert!(at!().clear().is_ok());
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         at!().set(Counted(drops.clone(), false));
@@ -151,24 +151,24 @@ mod tests {
     #[test]
     fn a_panicking_destructor_is_reported_and_runs_once() {
         let drops = Arc::new(AtomicUsize::new(0));
-        let (mut present, slot) = AttemptSlot::new(Some(Counted(drops.clone(), true)));
-        let mut slot = pin!(slot);
-        // SAFETY: `present` is the slot's own flag.
-        let cleared = unsafe { Attempt::new(&mut present, slot.as_mut()) }.clear();
+        let (mut present, store) = AttemptStore::new(Some(Counted(drops.clone(), true)));
+        let mut store = pin!(store);
+        // SAFETY: `present` is the store's own flag.
+        let cleared = unsafe { Attempt::new(&mut present, store.as_mut()) }.clear();
         let panic = cleared.expect_err("the destructor's panic is reported");
         assert_eq!(panic.message(), "attempt destructor");
         assert!(!present, "the value counts as dropped");
         // SAFETY: as above.
-        unsafe { Attempt::new(&mut present, slot.as_mut()) }.drop_in_place();
+        unsafe { Attempt::new(&mut present, store.as_mut()) }.drop_in_place();
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     #[should_panic(expected = "replaced without being dropped")]
-    fn a_full_slot_refuses_another_attempt() {
-        let (mut present, slot) = AttemptSlot::new(Some(1u8));
-        let mut slot = pin!(slot);
-        // SAFETY: `present` is the slot's own flag.
-        unsafe { Attempt::new(&mut present, slot.as_mut()) }.set(2);
+    fn a_full_store_refuses_another_attempt() {
+        let (mut present, store) = AttemptStore::new(Some(1u8));
+        let mut store = pin!(store);
+        // SAFETY: `present` is the store's own flag.
+        unsafe { Attempt::new(&mut present, store.as_mut()) }.set(2);
     }
 }

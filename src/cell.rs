@@ -1,14 +1,14 @@
-//! A job's slot, its task and then its result, in one allocation behind the
+//! A job's header, its task and then its result, in one allocation behind the
 //! header that the queue links. The crate's `unsafe` is here, in
-//! `src/queue.rs` (the links), in the slot's lock bit and waker union
-//! (`src/handle.rs`), and in the attempt's slot (`src/attempt.rs`, and the
+//! `src/queue.rs` (the links), in the header's lock bit and waker union
+//! (`src/header.rs`), and in the attempt's store (`src/attempt.rs`, and the
 //! `attempt!` macro of `src/task.rs` that reaches it).
 //!
 //! A submitted job needs three things that live for different spans: the
-//! slot (state, times, the handle's waker; read by the handle, possibly much
+//! header (state, times, the handle's waker; read by the handle, possibly much
 //! later), the task (the body, its attempts, timers; polled by one worker,
 //! dropped when the job ends), and the result (written when the task is
-//! gone, read once by the handle). The cell holds the slot, then the task
+//! gone, read once by the handle). The cell holds the header, then the task
 //! and the result in the same bytes, one after the other, as `async-task`
 //! does with a future and its output: a submit costs one allocation, a
 //! queued job no more than its task, and the allocation is usually freed by
@@ -17,7 +17,7 @@
 //!
 //! The cell has exactly two owners, its [`QueueEntry`] and its
 //! [`ResultHandle`](crate::ResultHandle) (through a [`HandleRef`]): two bits
-//! of the slot's state word, not a reference count, and no `Arc` header. Each
+//! of the header's state word, not a reference count, and no `Arc` header. Each
 //! owner clears its bit once; the one that clears the last frees the cell.
 //!
 //! The task is reached only through the cell's [`QueueEntry`], which is
@@ -25,14 +25,14 @@
 //! `UnsafeCell` sound. The entry drops the task before it stores a result in
 //! its place and publishes it (`STORED` and `COMPLETE`, set in one step);
 //! from then on only the handle reads the result, once (`TAKEN`). Results that carry nothing
-//! (`Cancelled`, `TimedOut`, ...) are not stored at all: the slot's state
+//! (`Cancelled`, `TimedOut`, ...) are not stored at all: the header's state
 //! word names them, which lets a handle resolve while its task still runs (a
 //! draining blocking closure) or without a task (a refused submit).
 //!
 //! The entry is a thin pointer to the cell's [`Link`], whose vtable knows
 //! the cell's type; the queue links cells through it, so a queued job costs
 //! the queue nothing but that pointer. The handle is a thin pointer too: it
-//! reaches the slot through [`CellHead`], the cell's prefix, whose layout is
+//! reaches the header through [`CellHead`], the cell's prefix, whose layout is
 //! the same for every job, and the result through the offset in the vtable.
 #![allow(unsafe_code)]
 
@@ -42,40 +42,35 @@ use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::AtomicPtr;
 use std::task::{Context, Poll};
 
+use crate::body::Body;
 use crate::error::{JobError, Panic};
-use crate::handle::{release_handle_ref, release_ref, Slot, ENTRY_REF, HANDLE_REF};
-use crate::task::{Body, Finished, Task, WorkerLocal};
+use crate::header::Header;
+use crate::queue::{Linked, Node};
+use crate::state::{release_handle_ref, release_ref, ENTRY_REF, HANDLE_REF};
+use crate::task::{Finished, Task, WorkerLocal};
 
-/// The header every job cell starts with: the queue's link and the cell's
+/// What every job cell starts with: the queue's node and the cell's
 /// type-erased operations.
 ///
-/// The queue (`src/queue.rs`) links cells through `next`; a cell is reached
-/// through a thin `*mut Link` to its start, which `repr(C)` on [`TaskCell`]
-/// makes the start of the whole cell.
+/// The queue (`src/queue.rs`) links cells through `node`; a cell is reached
+/// through a thin `*mut Link` to its start, which `repr(C)` here and on
+/// [`TaskCell`] makes the start of the whole cell (and the node the start of
+/// the link).
 #[repr(C)]
 pub(crate) struct Link {
-    /// The next queued cell (written by the queue only).
-    pub(crate) next: AtomicPtr<Link>,
+    node: Node,
     vtable: &'static VTable,
 }
 
 impl Link {
-    /// An unlinked node whose cell has the operations of `vtable`.
+    /// An unlinked cell start with the operations of `vtable`.
     fn new(vtable: &'static VTable) -> Link {
         Link {
-            next: AtomicPtr::new(ptr::null_mut()),
+            node: Node::new(),
             vtable,
         }
-    }
-
-    /// The queue's own node, which is never a cell: its operations are never
-    /// called (the queue never hands the stub out).
-    #[cfg(not(workerpoolxt_loom))]
-    pub(crate) fn stub() -> Link {
-        Link::new(&STUB_VTABLE)
     }
 }
 
@@ -92,17 +87,7 @@ struct VTable {
     result_offset: usize,
 }
 
-#[cfg(not(workerpoolxt_loom))]
-/// The stub's operations: never called, since the queue never hands its
-/// stub out (if a bug ever did, this fails loudly instead of misbehaving).
-static STUB_VTABLE: VTable = VTable {
-    poll_run: no_entry_poll,
-    abort: no_entry_op,
-    free: no_entry_op_mut,
-    result_offset: usize::MAX,
-};
-
-/// A cell with a slot and no task, owned by a handle alone (a submission
+/// A cell with a header and no task, owned by a handle alone (a submission
 /// refused before its job was built). Its result is never stored (the state
 /// word names it).
 static TASKLESS_VTABLE: VTable = VTable {
@@ -112,8 +97,8 @@ static TASKLESS_VTABLE: VTable = VTable {
     result_offset: usize::MAX,
 };
 
-// The operations of a link that has no queue entry (the queue's stub, or a
-// taskless cell's), which nothing may call.
+// The operations of a taskless cell that need a queue entry, which it never
+// has: nothing may call them.
 
 unsafe fn no_entry_poll(_: *const Link, _: &mut Context<'_>, _: &mut WorkerLocal) -> Poll<()> {
     unreachable!("a link without a queue entry was run")
@@ -121,11 +106,6 @@ unsafe fn no_entry_poll(_: *const Link, _: &mut Context<'_>, _: &mut WorkerLocal
 
 unsafe fn no_entry_op(_: *const Link, _: Option<Panic>) {
     unreachable!("a link without a queue entry was aborted")
-}
-
-#[cfg(not(workerpoolxt_loom))]
-unsafe fn no_entry_op_mut(_: *mut Link) {
-    unreachable!("the queue's stub was freed as a cell")
 }
 
 /// # Safety
@@ -141,13 +121,13 @@ unsafe fn free_taskless(link: *mut Link) {
 #[repr(C)]
 struct CellHead {
     link: Link,
-    slot: Slot,
+    header: Header,
 }
 
 /// The result of a job of body `B`.
 type ResultOf<B> = Result<<B as Body>::Output, JobError<<B as Body>::Error>>;
 
-/// The task until it is done, then its result (if it is stored: the slot's
+/// The task until it is done, then its result (if it is stored: the header's
 /// `STORED` bit), in the same bytes (`repr(C)`: both at offset 0).
 #[repr(C)]
 union Stage<B: Body> {
@@ -155,7 +135,7 @@ union Stage<B: Body> {
     result: ManuallyDrop<ResultOf<B>>,
 }
 
-/// The slot of a job and its stage.
+/// The header of a job and its stage.
 #[repr(C)]
 struct TaskCell<B: Body> {
     /// First, so that a pointer to the cell is a pointer to its link.
@@ -227,7 +207,7 @@ where
             // the result (once, `TAKEN`) or the last owner drops it (`free`).
             unsafe { ptr::addr_of_mut!((*stage).result).write(ManuallyDrop::new(f.result)) };
         }
-        self.head.slot.publish(code, f.record, f.how, f.counted);
+        self.head.header.publish(code, f.record, f.how, f.leaves);
     }
 
     /// # Safety
@@ -243,7 +223,7 @@ where
         // only caller, so it has exclusive access to the task.
         let cell = unsafe { Self::from_link(link) };
         let task = unsafe { cell.task() };
-        match task.poll_task(&cell.head.slot, cx, local) {
+        match task.poll_task(&cell.head.header, cx, local) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(finished) => {
                 // SAFETY: as above; the entry lets go right after.
@@ -259,7 +239,7 @@ where
     unsafe fn abort(link: *const Link, fault: Option<Panic>) {
         // SAFETY: as in `poll_run`.
         let cell = unsafe { Self::from_link(link) };
-        let finished = unsafe { cell.task() }.abort(&cell.head.slot, fault);
+        let finished = unsafe { cell.task() }.abort(&cell.head.header, fault);
         // SAFETY: as in `poll_run`.
         unsafe { cell.finish(finished) };
     }
@@ -272,7 +252,7 @@ where
         // SAFETY: the caller's promise: the pointer is the `Box` made in
         // `QueueEntry::new`, and nothing else can reach the cell any more.
         let mut cell = unsafe { Box::from_raw(link.cast::<Self>()) };
-        if cell.head.slot.stored_and_untaken() {
+        if cell.head.header.stored_and_untaken() {
             // SAFETY: a stored result that the handle did not take, dropped
             // once, here (the task was dropped before it was stored).
             let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
@@ -295,32 +275,32 @@ pub(crate) struct QueueEntry {
 }
 
 // SAFETY: the entry owns a reference to a cell whose task is `Send` (only
-// such cells are made, see `new`) and whose slot is `Sync` (atomics and a
+// such cells are made, see `new`) and whose header is `Sync` (atomics and a
 // lock over a waker); the entry is the only way to the task, and the handle
-// side only reaches the slot and, once published, the result (`Send`).
+// side only reaches the header and, once published, the result (`Send`).
 unsafe impl Send for QueueEntry {}
 
 impl QueueEntry {
-    /// A job cell for `slot` and `task`: its unique entry, and the handle's
+    /// A job cell for `header` and `task`: its unique entry, and the handle's
     /// side.
     ///
-    /// `slot` must have been made with both [`ENTRY_REF`] and [`HANDLE_REF`]
+    /// `header` must have been made with both [`ENTRY_REF`] and [`HANDLE_REF`]
     /// (checked).
     pub(crate) fn new<B: Body>(
-        slot: Slot,
+        header: Header,
         task: Task<B>,
     ) -> (QueueEntry, HandleRef<B::Output, B::Error>)
     where
         Task<B>: Send,
     {
         assert!(
-            slot.owned_by(ENTRY_REF | HANDLE_REF),
+            header.owned_by(ENTRY_REF | HANDLE_REF),
             "a job cell is owned by its entry and its handle"
         );
         let cell = Box::new(TaskCell {
             head: CellHead {
                 link: Link::new(&TaskCell::<B>::VTABLE),
-                slot,
+                header,
             },
             stage: UnsafeCell::new(Stage {
                 task: ManuallyDrop::new(task),
@@ -336,34 +316,12 @@ impl QueueEntry {
     }
 
     /// The low 32 bits of the job's position in submission order (see
-    /// `Shared::full_ticket`).
+    /// `Core::full_ticket`).
     /// Asked only of a queued entry, which holds its cell.
     pub(crate) fn ticket(&self) -> u32 {
         let link = self.cell.expect("a queued entry holds its cell");
         // SAFETY: the entry's reference keeps the cell alive.
-        unsafe { head(link.as_ptr()) }.slot.ticket()
-    }
-
-    /// Gives the entry's reference to the queue, as its link.
-    #[cfg(not(workerpoolxt_loom))]
-    pub(crate) fn into_raw(self) -> *mut Link {
-        let this = std::mem::ManuallyDrop::new(self);
-        this.cell
-            .expect("only a job that has not run is queued")
-            .as_ptr()
-    }
-
-    /// Takes back an entry given to the queue.
-    ///
-    /// # Safety
-    ///
-    /// `link` came from [`into_raw`](Self::into_raw) (of an entry that was
-    /// not done) and is taken back once.
-    #[cfg(not(workerpoolxt_loom))]
-    pub(crate) unsafe fn from_raw(link: *mut Link) -> QueueEntry {
-        QueueEntry {
-            cell: NonNull::new(link),
-        }
+        unsafe { head(link.as_ptr()) }.header.ticket()
     }
 
     /// Gives the reference up, after the task is done or aborted.
@@ -375,7 +333,7 @@ impl QueueEntry {
             // owner and frees the cell, with the vtable of its type.
             unsafe {
                 let vtable = link.as_ref().vtable;
-                if release_ref(&head(link.as_ptr()).slot.state, ENTRY_REF) {
+                if release_ref(&head(link.as_ptr()).header.state, ENTRY_REF) {
                     (vtable.free)(link.as_ptr());
                 }
             }
@@ -415,6 +373,26 @@ impl QueueEntry {
             // go right after.
             unsafe { (link.as_ref().vtable.abort)(link.as_ptr(), fault) };
             self.release();
+        }
+    }
+}
+
+// SAFETY: the node is the first field of the cell's `Link` (`repr(C)`),
+// which is the start of the cell (`repr(C)` on `TaskCell`): a node pointer
+// and a link pointer are the same address. The cell stays put while the
+// entry's reference is with the queue (the reference keeps it alive, and
+// nothing else moves or frees it), and the queue alone writes the node.
+unsafe impl Linked for QueueEntry {
+    fn into_node(self) -> NonNull<Node> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.cell
+            .expect("only a job that has not run is queued")
+            .cast()
+    }
+
+    unsafe fn from_node(node: NonNull<Node>) -> QueueEntry {
+        QueueEntry {
+            cell: Some(node.cast()),
         }
     }
 }
@@ -465,7 +443,7 @@ unsafe fn head<'a>(link: *const Link) -> &'a CellHead {
 }
 
 /// The handle's reference to its job's cell: a thin pointer, and the
-/// [`HANDLE_REF`] bit of the slot's state.
+/// [`HANDLE_REF`] bit of the header's state.
 pub(crate) struct HandleRef<T, E> {
     link: NonNull<Link>,
     /// The result's types; `fn() -> _` keeps the handle `Unpin` whatever
@@ -474,26 +452,26 @@ pub(crate) struct HandleRef<T, E> {
     _result: PhantomData<fn() -> (T, E)>,
 }
 
-// SAFETY: the handle side reaches the slot, which is `Send + Sync`, and
+// SAFETY: the handle side reaches the header, which is `Send + Sync`, and
 // reads the result (`T`, `E`: `Send`) once, through `&mut`; the cell is
 // freed by whichever owner lets go last, on whatever thread.
 unsafe impl<T: Send, E: Send> Send for HandleRef<T, E> {}
-// SAFETY: `&HandleRef` only gives `&Slot`, which is `Sync`; the result is
+// SAFETY: `&HandleRef` only gives `&Header`, which is `Sync`; the result is
 // read only through the handle's `&mut` methods.
 unsafe impl<T: Send, E: Send> Sync for HandleRef<T, E> {}
 
 impl<T: Send, E: Send> HandleRef<T, E> {
-    /// A cell with only a slot, owned by a handle alone (a submission refused
-    /// before its job was built); `slot` must be owned by [`HANDLE_REF`]
+    /// A cell with only a header, owned by a handle alone (a submission refused
+    /// before its job was built); `header` must be owned by [`HANDLE_REF`]
     /// alone (checked), and complete without a stored result.
-    pub(crate) fn without_task(slot: Slot) -> Self {
+    pub(crate) fn without_task(header: Header) -> Self {
         assert!(
-            slot.owned_by(HANDLE_REF),
+            header.owned_by(HANDLE_REF),
             "a taskless cell is its handle's alone"
         );
         let cell = Box::new(CellHead {
             link: Link::new(&TASKLESS_VTABLE),
-            slot,
+            header,
         });
         HandleRef {
             link: NonNull::from(Box::leak(cell)).cast::<Link>(),
@@ -503,17 +481,17 @@ impl<T: Send, E: Send> HandleRef<T, E> {
 }
 
 impl<T, E> HandleRef<T, E> {
-    pub(crate) fn slot(&self) -> &Slot {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: the handle's reference keeps the cell alive while `self`
         // is borrowed.
-        unsafe { &head(self.link.as_ptr()).slot }
+        unsafe { &head(self.link.as_ptr()).header }
     }
 
     /// Moves the stored result out of the cell.
     ///
     /// # Safety
     ///
-    /// The slot is complete with a stored result (`STORED`, Acquire-read),
+    /// The header is complete with a stored result (`STORED`, Acquire-read),
     /// not taken, and this is called once (the caller marks it `TAKEN`).
     pub(crate) unsafe fn read_stored(&self) -> Result<T, JobError<E>> {
         // SAFETY: a stored result sits at the offset the cell's vtable gives,
@@ -541,7 +519,7 @@ impl<T, E> Drop for HandleRef<T, E> {
         // vtable of its own type frees.
         unsafe {
             let vtable = (*link).vtable;
-            if release_handle_ref(&head(link).slot.state) {
+            if release_handle_ref(&head(link).header.state) {
                 (vtable.free)(link);
             }
         }
@@ -555,7 +533,8 @@ impl<T, E> Drop for HandleRef<T, E> {
 mod sizes {
     use std::mem::size_of;
 
-    use crate::task::{OnceFuture, Task};
+    use crate::body::OnceFuture;
+    use crate::task::Task;
 
     type Ready = std::future::Ready<u64>;
 
@@ -575,7 +554,7 @@ mod sizes {
         assert_eq!(size_of::<crate::JobError>(), 16);
         assert_eq!(size_of::<super::Link>(), 16);
         // State and ticket, pool, name, submit time, the handle's waker.
-        assert_eq!(size_of::<crate::handle::Slot>(), 48);
+        assert_eq!(size_of::<crate::header::Header>(), 48);
         assert!(size_of::<Task<OnceFuture<Ready>>>() <= 40);
         // One allocation per job, with no `Arc` header, no mutex, and the
         // result where the task was: 104 bytes, a 112-byte chunk for glibc's
@@ -711,30 +690,30 @@ mod owners {
         drop(pool.stop());
     }
 
-    fn slot_owned_by(pool: &Pool, refs: u32) -> crate::handle::Slot {
-        crate::handle::Slot::new(pool.shared().clone(), None, 0, 0, refs)
+    fn header_owned_by(pool: &Pool, refs: u32) -> crate::header::Header {
+        crate::header::Header::new(pool.shared().core().clone(), None, 0, 0, refs)
     }
 
-    /// The constructors refuse a slot with the wrong owners (a cell freed
-    /// while an owner the slot does not know about still points to it).
+    /// The constructors refuse a header with the wrong owners (a cell freed
+    /// while an owner the header does not know about still points to it).
     #[test]
     #[should_panic(expected = "owned by its entry and its handle")]
     fn a_job_cell_needs_both_owners() {
         let pool = parked();
-        let slot = slot_owned_by(&pool, super::HANDLE_REF);
+        let header = header_owned_by(&pool, super::HANDLE_REF);
         let task = crate::task::Task::new(
-            crate::task::OnceFuture::<std::future::Ready<u32>>::new(),
-            Some(crate::task::OkFuture::new(std::future::ready(1u32))),
+            crate::body::OnceFuture::<std::future::Ready<u32>>::new(),
+            Some(crate::body::OkFuture::new(std::future::ready(1u32))),
         );
-        let _ = super::QueueEntry::new(slot, task);
+        let _ = super::QueueEntry::new(header, task);
     }
 
     #[test]
     #[should_panic(expected = "its handle's alone")]
     fn a_taskless_cell_is_the_handles_alone() {
         let pool = parked();
-        let slot = slot_owned_by(&pool, super::ENTRY_REF | super::HANDLE_REF);
-        let _ = super::HandleRef::<u32, std::convert::Infallible>::without_task(slot);
+        let header = header_owned_by(&pool, super::ENTRY_REF | super::HANDLE_REF);
+        let _ = super::HandleRef::<u32, std::convert::Infallible>::without_task(header);
     }
 
     #[test]

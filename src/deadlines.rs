@@ -117,9 +117,9 @@ impl Deadlines {
                     u32::try_from(inner.entries.len() - 1).expect("fewer than 2^32 running jobs")
                 }
             };
-            let slot = &mut inner.entries[entry as usize];
-            slot.waker = Some(waker.clone());
-            let generation = slot.generation;
+            let e = &mut inner.entries[entry as usize];
+            e.waker = Some(waker.clone());
+            let generation = e.generation;
             inner.live += 1;
             if inner.heap.len() > REBUILD_ABOVE && inner.heap.len() > 2 * inner.live {
                 let Inner { heap, entries, .. } = &mut *inner;

@@ -126,7 +126,7 @@ impl<E: Error + 'static> Error for JobError<E> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Panic {
     // Boxed twice on purpose: one pointer wide, so that `JobError` (in every
-    // job's result slot) stays small; the extra allocation happens only on a
+    // job's cell) stays small; the extra allocation happens only on a
     // panic.
     #[allow(clippy::box_collection)]
     message: Box<String>,

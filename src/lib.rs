@@ -132,24 +132,32 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod attempt;
+mod body;
 mod cancel;
 mod cell;
+mod context;
+mod core;
 #[cfg(not(workerpoolxt_loom))]
 mod deadlines;
 mod error;
 mod handle;
+mod header;
 mod job;
 #[cfg(all(test, workerpoolxt_loom))]
 mod loom_tests;
 mod metrics;
 mod options;
+mod pause;
 mod pool;
-#[cfg(not(workerpoolxt_loom))]
+// Under loom the job queue is a lock-based stand-in (`sync::loom_queue`);
+// the cells still carry this queue's node.
+#[cfg_attr(workerpoolxt_loom, allow(dead_code))]
 mod queue;
 mod runtime;
 mod scheduler;
 mod set;
 mod shared;
+mod state;
 mod sync;
 mod task;
 #[cfg(all(test, not(workerpoolxt_loom)))]
@@ -159,12 +167,14 @@ mod watch;
 mod worker;
 
 pub use crate::cancel::{CancelToken, Cancelled};
+pub use crate::context::{Backoff, JobContext};
 pub use crate::error::{ConfigError, JobError, Panic, SubmitError, TrySubmitError};
 pub use crate::handle::{Outcome, OutcomeFuture, ResultHandle};
-pub use crate::job::{Backoff, Job, JobContext};
+pub use crate::job::Job;
 pub use crate::metrics::Metrics;
 pub use crate::options::Options;
-pub use crate::pool::{Builder, Pause, PauseGuard, Pool, Stop, SubmitWait};
+pub use crate::pause::{Pause, PauseGuard};
+pub use crate::pool::{Builder, Pool, Stop, SubmitWait};
 pub use crate::runtime::{BoxFuture, Clock};
 pub use crate::set::ResultSet;
 

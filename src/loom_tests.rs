@@ -167,7 +167,7 @@ fn loom_resolved_handle_is_counted() {
 /// finds it gone from `waiting` finds it in the final counters (the ledger
 /// at a quiet point). Here its token was cancelled while it was queued, so
 /// its worker ends it unstarted, and its outcome waits for its task to be
-/// dropped (`Slot::publish` counts first). The model fails if the job leaves
+/// dropped (`Header::publish` counts first). The model fails if the job leaves
 /// the queue first.
 #[test]
 fn loom_unstarted_job_is_counted_before_it_leaves_the_queue() {

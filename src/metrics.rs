@@ -100,9 +100,9 @@ impl Metrics {
     }
 }
 
-/// How one job ended, for the counters.
+/// How one job ended: which final counter it bumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Final {
+pub(crate) enum End {
     Succeeded,
     Failed,
     TimedOut,
@@ -112,28 +112,28 @@ pub(crate) enum Final {
     Rejected,
 }
 
-impl Final {
+impl End {
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn label(self) -> &'static str {
         match self {
-            Final::Succeeded => "succeeded",
-            Final::Failed => "failed",
-            Final::TimedOut => "timed_out",
-            Final::Cancelled => "cancelled",
-            Final::Panicked => "panicked",
-            Final::Stopped => "stopped",
-            Final::Rejected => "rejected",
+            End::Succeeded => "succeeded",
+            End::Failed => "failed",
+            End::TimedOut => "timed_out",
+            End::Cancelled => "cancelled",
+            End::Panicked => "panicked",
+            End::Stopped => "stopped",
+            End::Rejected => "rejected",
         }
     }
 }
 
-/// The live counters behind [`Metrics`]. `waiting` and `running` live in the
-/// pool's scheduling state, not here.
+/// The live counters behind [`Metrics`]. `waiting` and `running` are the
+/// gauges of the pool's ledger (`src/core.rs`), not here.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Submissions refused before they got a place in the queue (the pool
     /// had stopped, or a bounded queue was full). `submitted` is these plus
-    /// the places handed out (`Shared::enqueued`), which submits count
+    /// the places handed out (`Core::enqueued`), which submits count
     /// anyway: no counter of its own to bump on every submit.
     pub(crate) refused: AtomicU64,
     succeeded: AtomicU64,
@@ -147,20 +147,20 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn count(&self, f: Final) {
-        let c = match f {
-            Final::Succeeded => &self.succeeded,
-            Final::Failed => &self.failed,
-            Final::TimedOut => &self.timed_out,
-            Final::Cancelled => &self.cancelled,
-            Final::Panicked => &self.panicked,
-            Final::Stopped => &self.stopped,
-            Final::Rejected => &self.rejected,
+    pub(crate) fn count(&self, end: End) {
+        let c = match end {
+            End::Succeeded => &self.succeeded,
+            End::Failed => &self.failed,
+            End::TimedOut => &self.timed_out,
+            End::Cancelled => &self.cancelled,
+            End::Panicked => &self.panicked,
+            End::Stopped => &self.stopped,
+            End::Rejected => &self.rejected,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `places` reads `Shared::enqueued`, the places handed out in the queue.
+    /// `places` reads `Core::enqueued`, the places handed out in the queue.
     pub(crate) fn snapshot(
         &self,
         waiting: u64,

@@ -10,21 +10,27 @@ use std::time::Duration;
 use event_listener::EventListener;
 use futures_core::future::FusedFuture;
 
+use crate::body::{Body, OkFuture, OnceBlocking, OnceFuture};
 use crate::cancel::CancelToken;
 use crate::cell::{HandleRef, QueueEntry};
+use crate::core::{Core, CoreConfig};
 #[cfg(doc)]
 use crate::error::JobError;
 use crate::error::{ConfigError, SubmitError, TrySubmitError};
-use crate::handle::{Counted, ErrorCode, Record, ResultHandle, Slot, ENTRY_REF, HANDLE_REF};
-use crate::job::{Job, Name};
-use crate::metrics::{Final, Metrics};
+use crate::handle::ResultHandle;
+use crate::header::{Header, Leaves, Name, Record};
+use crate::job::Job;
+use crate::metrics::{End, Metrics};
 use crate::options::Options;
+use crate::pause::Pause;
 use crate::runtime::{
     self, current_job, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock,
 };
-use crate::shared::{Config, Shared, DRAINING, STOPPED};
-use crate::sync::{Arc, Ordering};
-use crate::task::{Body, OkFuture, OnceBlocking, OnceFuture, Task};
+use crate::shared::{Shared, DRAINING, STOPPED};
+use crate::state::{ErrorCode, ENTRY_REF, HANDLE_REF};
+use crate::sync::Arc;
+use crate::task::Task;
+use crate::worker;
 
 /// The panic message of [`Builder::build`] and [`Pool::new`] for `max_workers == 0`.
 const ZERO_WORKERS: &str =
@@ -81,8 +87,15 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.shared.begin_stop(DRAINING);
+        begin_stop(&self.shared, DRAINING);
     }
+}
+
+/// Begins a stop (`DRAINING` or `STOPPED`) and starts workers for what is
+/// left to run.
+fn begin_stop(shared: &Arc<Shared>, to: u8) {
+    shared.begin_stop(to);
+    worker::spawn_for_queue(shared);
 }
 
 /// A job's reserved place in the queue: its ticket (its position in
@@ -99,8 +112,8 @@ impl Place {
     /// with nothing reserved (a place reserved and never filled would be
     /// counted as waiting for ever, and hold back every pause).
     fn reserve(shared: &Shared) -> Option<Place> {
-        let submitted = shared.now_ns();
-        let ticket = shared.reserve_place()?;
+        let submitted = shared.core().now_ns();
+        let ticket = shared.core().reserve_place()?;
         Some(Place { ticket, submitted })
     }
 }
@@ -353,7 +366,7 @@ impl Pool {
         } else {
             Refused::Full
         };
-        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        shared.core().count_refused();
         Err(refused)
     }
 
@@ -367,16 +380,16 @@ impl Pool {
     ) -> ResultHandle<B::Output, B::Error> {
         let shared = self.shared();
         let Place { ticket, submitted } = place;
-        let slot = Slot::new(
-            shared.clone(),
+        let header = Header::new(
+            shared.core().clone(),
             name,
             submitted,
             ticket,
             ENTRY_REF | HANDLE_REF,
         );
-        let (task, cell) = QueueEntry::new(slot, Task::new(body, first));
+        let (task, cell) = QueueEntry::new(header, Task::new(body, first));
         let handle = ResultHandle::new(cell);
-        if let Err(task) = shared.push(task) {
+        if let Err(task) = worker::push(shared, task) {
             // Stopped between the admission and the push: dropping the
             // unstarted task resolves its handle `Stopped`.
             drop(task);
@@ -399,13 +412,13 @@ impl Pool {
                 drop(input);
                 let shared = self.shared();
                 // Never queued: no queue wait, so no clock reading either.
-                let slot = Slot::new(shared.clone(), name, 0, 0, HANDLE_REF);
+                let header = Header::new(shared.core().clone(), name, 0, 0, HANDLE_REF);
                 let (err, how) = match why {
-                    Refused::Full => (ErrorCode::QueueFull, Final::Rejected),
-                    Refused::Stopped => (ErrorCode::Stopped, Final::Stopped),
+                    Refused::Full => (ErrorCode::QueueFull, End::Rejected),
+                    Refused::Stopped => (ErrorCode::Stopped, End::Stopped),
                 };
-                slot.publish(Some(err), Record::default(), how, Counted::Neither);
-                ResultHandle::new(HandleRef::without_task(slot))
+                header.publish(Some(err), Record::default(), how, Leaves::Nothing);
+                ResultHandle::new(HandleRef::without_task(header))
             }
         }
     }
@@ -422,11 +435,11 @@ impl Pool {
                 Ok(self.enqueue(body, first, name, place))
             }
             Err(Refused::Full) => {
-                self.shared().counters.count(Final::Rejected);
+                self.shared().core().count(End::Rejected);
                 Err(TrySubmitError::Full(input))
             }
             Err(Refused::Stopped) => {
-                self.shared().counters.count(Final::Stopped);
+                self.shared().core().count(End::Stopped);
                 Err(TrySubmitError::Stopped(input))
             }
         }
@@ -469,7 +482,7 @@ impl Pool {
     /// ```
     pub fn stop(&self) -> Stop {
         let shared = self.shared().clone();
-        shared.begin_stop(STOPPED);
+        begin_stop(&shared, STOPPED);
         Stop::new(shared)
     }
 
@@ -495,7 +508,7 @@ impl Pool {
     /// ```
     pub fn stop_wait(&self) -> Stop {
         let shared = self.shared().clone();
-        shared.begin_stop(DRAINING);
+        begin_stop(&shared, DRAINING);
         Stop::new(shared)
     }
 
@@ -543,18 +556,7 @@ impl Pool {
     /// # });
     /// ```
     pub fn pause(&self) -> Pause {
-        let shared = self.shared().clone();
-        // Jobs submitted from now on are held, even before the future is polled.
-        let barrier = shared.add_pause();
-        Pause {
-            state: Some(PauseState {
-                shared,
-                barrier,
-                holder: false,
-                holds_all: false,
-            }),
-            listener: None,
-        }
+        Pause::new(self.shared().clone())
     }
 
     /// Changes `max_workers`.
@@ -571,9 +573,9 @@ impl Pool {
             return Err(ConfigError::ZeroWorkers);
         }
         let shared = self.shared();
-        let before = shared.max_workers.swap(n, Ordering::SeqCst);
+        let before = shared.set_max_workers(n);
         if n > before {
-            shared.spawn_for_queue();
+            worker::spawn_for_queue(shared);
         } else if n < before {
             // Idle workers above the maximum look again and leave.
             shared.scheduler.wake_all();
@@ -583,29 +585,29 @@ impl Pool {
 
     /// The most jobs that run at once.
     pub fn max_workers(&self) -> usize {
-        self.shared().max_workers.load(Ordering::SeqCst)
+        self.shared().max_workers()
     }
 
     /// Jobs queued and not started yet.
     pub fn waiting(&self) -> usize {
-        self.shared().waiting()
+        self.shared().core().waiting()
     }
 
     /// Busy slots: jobs started and not finished, including blocking
     /// closures whose handles already resolved (cancelled or timed out) but
     /// which have not returned. Never above [`max_workers`](Self::max_workers).
     pub fn running(&self) -> usize {
-        self.shared().busy_slots()
+        self.shared().core().busy_slots()
     }
 
     /// Live workers, busy or idle.
     pub fn workers(&self) -> usize {
-        self.shared().workers.load(Ordering::SeqCst)
+        self.shared().workers()
     }
 
     /// A snapshot of the pool's counters.
     pub fn metrics(&self) -> Metrics {
-        self.shared().metrics()
+        self.shared().core().metrics()
     }
 
     /// The pool's default token: cancelling it cancels every job that uses
@@ -624,7 +626,7 @@ impl Pool {
     /// # });
     /// ```
     pub fn cancel_token(&self) -> CancelToken {
-        self.shared().token.clone()
+        self.shared().core().token.clone()
     }
 }
 
@@ -673,8 +675,7 @@ impl Stop {
     /// No longer counted as a stop awaited inside a job.
     fn leave_inside(&mut self) {
         if std::mem::take(&mut self.inside) {
-            self.shared.stops_inside.fetch_sub(1, Ordering::SeqCst);
-            self.shared.quiet.notify(usize::MAX);
+            self.shared.stop_inside(false);
         }
     }
 }
@@ -696,10 +697,7 @@ impl Future for Stop {
         let id = this.shared.id();
         if !this.inside && current_job::get().is_some_and(|job| job.pool == id) {
             this.inside = true;
-            this.shared.stops_inside.fetch_add(1, Ordering::SeqCst);
-            // Other stops awaited inside jobs may now have nothing left to
-            // wait for.
-            this.shared.quiet.notify(usize::MAX);
+            this.shared.stop_inside(true);
         }
         loop {
             if this.shared.stops_resolved(this.inside) {
@@ -710,7 +708,7 @@ impl Future for Stop {
             }
             // Listen, then check again before waiting (no lost wake-up).
             match this.listener.as_mut() {
-                None => this.listener = Some(this.shared.quiet.listen()),
+                None => this.listener = Some(this.shared.listen_quiet()),
                 Some(l) => {
                     if Pin::new(l).poll(cx).is_pending() {
                         return Poll::Pending;
@@ -731,130 +729,6 @@ impl FusedFuture for Stop {
 impl fmt::Debug for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stop").field("done", &self.done).finish()
-    }
-}
-
-/// One registered pause, from `pause()` to the guard's drop: what it holds,
-/// given back exactly once, whether the future is withdrawn or the guard
-/// dropped.
-struct PauseState {
-    shared: Arc<Shared>,
-    /// The first queue ticket this pause holds back.
-    barrier: usize,
-    /// Holds the pool's one pause (`pause_held`).
-    holder: bool,
-    /// Owns a count of `hold_all` (once it took hold).
-    holds_all: bool,
-}
-
-impl Drop for PauseState {
-    fn drop(&mut self) {
-        let shared = &self.shared;
-        if self.holds_all {
-            shared.release_hold();
-        }
-        if self.holder {
-            shared.pause_held.store(0, Ordering::SeqCst);
-        }
-        shared.remove_pause(self.barrier);
-    }
-}
-
-/// The future of [`Pool::pause`]: resolves to a [`PauseGuard`] once the jobs
-/// queued before it have run and no job runs.
-///
-/// Dropping it before it resolves withdraws the pause.
-#[must_use = "futures do nothing unless you .await or poll them"]
-pub struct Pause {
-    /// `None` once resolved (moved into the guard).
-    state: Option<PauseState>,
-    listener: Option<EventListener>,
-}
-
-impl Future for Pause {
-    type Output = PauseGuard;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PauseGuard> {
-        let this = &mut *self;
-        if let Some(state) = this.state.as_ref() {
-            let id = state.shared.id();
-            if current_job::get().is_some_and(|job| job.pool == id) {
-                panic!(
-                    "workerpoolxt: Pool::pause() awaited inside a job of the same pool: \
-                     it waits until no job runs, so it would wait for its own job for \
-                     ever; pause the pool from outside its jobs"
-                );
-            }
-        }
-        loop {
-            let Some(state) = this.state.as_mut() else {
-                // Polled after it resolved.
-                return Poll::Pending;
-            };
-            let shared = state.shared.clone();
-            let event = if !shared.is_open() {
-                // A stopped pool: nothing to pause.
-                None
-            } else if !state.holder {
-                if shared
-                    .pause_held
-                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
-                    state.holder = true;
-                    this.listener = None;
-                    continue;
-                }
-                // Another guard holds the pause: wait for its end.
-                Some(&shared.unpaused)
-            } else if shared.try_take_hold(state.barrier) {
-                state.holds_all = true;
-                None
-            } else {
-                Some(&shared.quiet)
-            };
-            let Some(event) = event else {
-                this.listener = None;
-                let state = this.state.take().expect("checked above");
-                return Poll::Ready(PauseGuard { _state: state });
-            };
-            // Listen, then check again before waiting (no lost wake-up).
-            match this.listener.as_mut() {
-                None => this.listener = Some(event.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.listener = None;
-                }
-            }
-        }
-    }
-}
-
-impl FusedFuture for Pause {
-    fn is_terminated(&self) -> bool {
-        self.state.is_none()
-    }
-}
-
-impl fmt::Debug for Pause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pause")
-            .field("done", &self.state.is_none())
-            .finish()
-    }
-}
-
-/// Keeps the pool paused while it lives; see [`Pool::pause`].
-#[must_use = "dropping the guard resumes the pool at once"]
-pub struct PauseGuard {
-    _state: PauseState,
-}
-
-impl fmt::Debug for PauseGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PauseGuard").finish_non_exhaustive()
     }
 }
 
@@ -901,8 +775,8 @@ impl<I, T, E> Future for SubmitWait<I, T, E> {
             };
             let shared = this.pool.shared().clone();
             if !shared.is_open() {
-                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-                shared.counters.count(Final::Stopped);
+                shared.core().count_refused();
+                shared.core().count(End::Stopped);
                 return Poll::Ready(Err(SubmitError(input)));
             }
             if let Some(place) = Place::reserve(&shared) {
@@ -912,7 +786,7 @@ impl<I, T, E> Future for SubmitWait<I, T, E> {
             }
             this.input = Some(input);
             match this.listener.as_mut() {
-                None => this.listener = Some(shared.room.listen()),
+                None => this.listener = Some(shared.core().listen_for_room()),
                 Some(l) => {
                     if Pin::new(l).poll(cx).is_pending() {
                         return Poll::Pending;
@@ -1149,17 +1023,20 @@ impl Builder {
             return Err(ConfigError::ZeroCapacity);
         }
         let system_clock = self.clock.is_none();
-        let shared = Shared::new(Config {
-            max_workers: self.max_workers,
-            capacity: self.capacity,
-            spawner: self.spawner.unwrap_or_else(runtime::embedded_spawner),
+        let core = Core::new(CoreConfig {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             system_clock,
-            idle_timeout: self.idle_timeout,
+            capacity: self.capacity,
             default_timeout: self.default_timeout,
             default_options: self.default_options,
             token: self.token.unwrap_or_default(),
         });
+        let shared = Shared::new(
+            Arc::new(core),
+            self.max_workers,
+            self.spawner.unwrap_or_else(runtime::embedded_spawner),
+            self.idle_timeout,
+        );
         Ok(Pool {
             owner: Arc::new(Owner {
                 shared: Arc::new(shared),

@@ -1,51 +1,93 @@
-//! The job queue: an intrusive, unbounded, closable FIFO of job cells.
+//! An intrusive, unbounded, closable MPMC FIFO.
 //!
-//! Every job already lives in one allocation (its cell, `src/cell.rs`); the
-//! queue links those cells through a `next` pointer in their header instead
-//! of copying them into blocks of its own. A push is one CAS on the tail and
-//! one store; it allocates nothing, and a worker that empties the queue frees
-//! nothing. The benchmarks (W1, W5 in `benches/compare.rs`) are where this
-//! shows: the block queue it replaces cost 32 bytes per queued job, and its
-//! blocks, allocated by the submitter and freed by workers, made the
-//! allocator's lock a contended one.
+//! The queue links items through a [`Node`] each item carries at a stable
+//! address (a job's cell starts with one, `src/cell.rs`), instead of
+//! copying them into blocks of its own: a push is one CAS on the tail and
+//! one store, it allocates nothing, and a consumer that empties the queue
+//! frees nothing. Items are handed over as [`Linked`] values, which give
+//! their node to the queue on push and take it back on pop.
 //!
 //! This is Dmitry Vyukov's intrusive MPSC queue with two additions:
 //! - **many consumers**: pops take a tiny spin lock (`popping`), held for a
 //!   handful of instructions; pushes take no lock.
 //! - **close**: the tail pointer carries a `CLOSED` tag bit. Producers only
 //!   swing an untagged tail, so once the tag is set no push succeeds, and a
-//!   consumer that drains a closed queue sees every job that was pushed.
+//!   consumer that drains a closed queue sees every item that was pushed.
 //!
-//! A node is the [`Link`] at the start of a cell. The queue owns one
-//! reference to each queued cell (the entry's, see `QueueEntry`), and hands
-//! it back on pop. The stub node is the queue's own, never handed out.
+//! The stub node is the queue's own (a plain [`Node`] on the heap), never
+//! handed out.
 //!
-//! Emptiness is read without touching any node but the stub (a popped cell
+//! Emptiness is read without touching any node but the stub (a popped item
 //! may be freed at any time): the queue is empty when the consumers' end is
 //! the stub and the stub has no successor. Producers publish the link with a
-//! `SeqCst` store and sleeping workers re-check with `SeqCst` loads after
-//! announcing themselves idle (`worker.rs`), so a worker never sleeps on a
-//! job it could not see.
+//! `SeqCst` store, and [`is_empty`](Queue::is_empty) reads with `SeqCst`
+//! loads, so a thread that announces something (`SeqCst`) and then looks at
+//! the queue, against a producer that pushes and then looks at that
+//! announcement, cannot both miss each other (the wake-up protocol,
+//! `src/scheduler.rs`, rests on this).
 #![allow(unsafe_code)]
 
+use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-use crate::cell::{Link, QueueEntry};
 use crate::sync::Padded;
+
+/// The link every queued item carries: the next item (written by the queue
+/// only).
+#[derive(Debug)]
+pub(crate) struct Node {
+    next: AtomicPtr<Node>,
+}
+
+impl Node {
+    pub(crate) const fn new() -> Node {
+        Node {
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+}
+
+/// An item that the queue can link.
+///
+/// # Safety
+///
+/// [`into_node`](Self::into_node) gives up the item for a pointer to a
+/// [`Node`] that stays valid, and that nothing but the queue touches, until
+/// [`from_node`](Self::from_node) takes the item back from that pointer
+/// (once).
+pub(crate) unsafe trait Linked: Sized {
+    fn into_node(self) -> NonNull<Node>;
+
+    /// # Safety
+    ///
+    /// `node` came from [`into_node`](Self::into_node) of this type and is
+    /// taken back once.
+    unsafe fn from_node(node: NonNull<Node>) -> Self;
+}
+
+/// Takes an item back from a node the queue held.
+///
+/// # Safety
+///
+/// As for [`Linked::from_node`]; `node` is not null.
+unsafe fn take_back<T: Linked>(node: *mut Node) -> T {
+    // SAFETY: the caller's promise.
+    unsafe { T::from_node(NonNull::new_unchecked(node)) }
+}
 
 /// The tag bit of a closed queue's tail.
 const CLOSED: usize = 1;
 
-fn is_tagged(p: *mut Link) -> bool {
+fn is_tagged(p: *mut Node) -> bool {
     p.addr() & CLOSED != 0
 }
 
-fn untag(p: *mut Link) -> *mut Link {
+fn untag(p: *mut Node) -> *mut Node {
     p.map_addr(|a| a & !CLOSED)
 }
 
-fn tag(p: *mut Link) -> *mut Link {
+fn tag(p: *mut Node) -> *mut Node {
     p.map_addr(|a| a | CLOSED)
 }
 
@@ -63,36 +105,38 @@ struct Head {
     popping: AtomicBool,
     /// The next node to hand out, or the stub. Written under `popping`; read
     /// without it only to compare with the stub (never dereferenced then).
-    node: AtomicPtr<Link>,
+    node: AtomicPtr<Node>,
     /// Entries handed out so far, in FIFO order. Written under `popping`
     /// (a plain store, on the line the pop has just taken anyway), read
     /// anywhere.
     pops: AtomicUsize,
 }
 
-pub(crate) struct Queue {
+pub(crate) struct Queue<T: Linked> {
     head: Padded<Head>,
     /// The last node, tagged `CLOSED` once the queue is closed.
-    tail: Padded<AtomicPtr<Link>>,
+    tail: Padded<AtomicPtr<Node>>,
     /// The queue's own node: where the consumers' end rests when the queue is
     /// empty. On the heap, so its address stays put when the queue moves;
     /// held as a raw pointer (from `Box::into_raw`, freed in `drop`) because
     /// the queue's atomics point at it too.
-    stub: NonNull<Link>,
+    stub: NonNull<Node>,
+    /// The queue owns the items it links.
+    items: PhantomData<T>,
 }
 
-// SAFETY: the queue holds raw pointers to job cells, each of which it owns
-// one reference to (a `QueueEntry`, which is `Send`); `head.node` is only
-// dereferenced under `popping`, and `tail` only through atomics. The stub is
-// owned by the queue and only reached through atomics.
-unsafe impl Send for Queue {}
+// SAFETY: the queue holds the nodes of items it owns (`T: Send`); `head.node`
+// is only dereferenced under `popping`, and `tail` only through atomics. The
+// stub is owned by the queue and only reached through atomics.
+unsafe impl<T: Linked + Send> Send for Queue<T> {}
 // SAFETY: as above: every shared access goes through atomics, and the one
-// non-atomic step (taking a node) is serialised by `popping`.
-unsafe impl Sync for Queue {}
+// non-atomic step (taking a node) is serialised by `popping`; items move
+// between threads only by value (`T: Send`).
+unsafe impl<T: Linked + Send> Sync for Queue<T> {}
 
-impl Queue {
-    pub(crate) fn unbounded() -> Queue {
-        let stub = NonNull::from(Box::leak(Box::new(Link::stub())));
+impl<T: Linked> Queue<T> {
+    pub(crate) fn unbounded() -> Queue<T> {
+        let stub = NonNull::from(Box::leak(Box::new(Node::new())));
         let stub_ptr = stub.as_ptr();
         Queue {
             head: Padded(Head {
@@ -102,29 +146,30 @@ impl Queue {
             }),
             tail: Padded(AtomicPtr::new(stub_ptr)),
             stub,
+            items: PhantomData,
         }
     }
 
-    fn stub(&self) -> *mut Link {
+    fn stub(&self) -> *mut Node {
         self.stub.as_ptr()
     }
 
-    /// Queues `entry`; gives it back if the queue is closed. `Ok(true)` if
-    /// the queue was empty (no job was queued before this one).
-    pub(crate) fn push(&self, entry: QueueEntry) -> Result<bool, QueueEntry> {
-        let node = entry.into_raw();
-        // SAFETY: `node` is a live cell whose queue reference we now hold.
+    /// Queues `item`; gives it back if the queue is closed. `Ok(true)` if
+    /// the queue was empty (nothing was queued before this one).
+    pub(crate) fn push(&self, item: T) -> Result<bool, T> {
+        let node = item.into_node().as_ptr();
+        // SAFETY: `node` is the live node of the item the queue now holds.
         unsafe { (*node).next.store(ptr::null_mut(), Ordering::Relaxed) };
         match self.link(node) {
             Ok(prev) => Ok(prev == self.stub()),
-            // SAFETY: `into_raw` made `node`, and `link` did not queue it.
-            Err(node) => Err(unsafe { QueueEntry::from_raw(node) }),
+            // SAFETY: `into_node` made `node`, and `link` did not queue it.
+            Err(node) => Err(unsafe { take_back(node) }),
         }
     }
 
     /// Appends `node` (its `next` is null), unless the queue is closed;
     /// returns the node it was linked behind.
-    fn link(&self, node: *mut Link) -> Result<*mut Link, *mut Link> {
+    fn link(&self, node: *mut Node) -> Result<*mut Node, *mut Node> {
         let mut tail = self.tail.load(Ordering::Acquire);
         loop {
             if is_tagged(tail) {
@@ -138,8 +183,8 @@ impl Queue {
                 Err(actual) => tail = actual,
             }
         }
-        // SAFETY: `tail` was the last node: a queued cell, which no consumer
-        // can pop (and so free) before this link makes `node` reachable
+        // SAFETY: `tail` was the last node: a queued item's, which no
+        // consumer can pop (and so free) before this link makes `node` reachable
         // (a consumer takes the last node only once its `next` is set, see
         // `pop`), or the stub, which the queue owns. `SeqCst`: see the module
         // docs (the store is ordered before the producer reads `idle`).
@@ -171,20 +216,14 @@ impl Queue {
         unsafe { (*untag(tail)).next.store(stub, Ordering::SeqCst) };
     }
 
-    /// Takes the oldest job.
+    /// Takes the oldest item.
     ///
     /// A push that has swung the tail but not linked its node yet (its
-    /// thread preempted between the two steps) makes the jobs behind it
+    /// thread preempted between the two steps) makes the items behind it
     /// invisible for that instant: `pop` waits it out, spinning, since the
     /// producer is about to finish. That is why pushing never blocks on a
     /// consumer, and popping rarely waits on a producer.
-    pub(crate) fn pop(&self) -> Result<QueueEntry, PopError> {
-        self.pop_counted().map(|(entry, _)| entry)
-    }
-
-    /// [`pop`](Self::pop), and how many entries were handed out so far,
-    /// this one included.
-    pub(crate) fn pop_counted(&self) -> Result<(QueueEntry, usize), PopError> {
+    pub(crate) fn pop(&self) -> Result<T, PopError> {
         if self.is_empty() {
             return Err(PopError::Empty);
         }
@@ -197,9 +236,9 @@ impl Queue {
                     // a reader that sees the count sees the pop's effects.
                     let pops = self.head.pops.load(Ordering::Relaxed) + 1;
                     self.head.pops.store(pops, Ordering::Release);
-                    // SAFETY: `node` was linked by `push`, which gave the
-                    // queue its reference; taking it moves that reference out.
-                    return Ok((unsafe { QueueEntry::from_raw(node) }, pops));
+                    // SAFETY: `node` was linked by `push`, which took it from
+                    // its item; taking it back moves the item out, once.
+                    return Ok(unsafe { take_back(node) });
                 }
                 Taken::Empty => return Err(PopError::Empty),
                 Taken::Linking => backoff(&mut spins),
@@ -261,7 +300,7 @@ impl Queue {
         Taken::Node(head)
     }
 
-    /// How many entries were handed out so far ([`pop`](Self::pop) counts
+    /// How many items were handed out so far ([`pop`](Self::pop) counts
     /// them in FIFO order).
     pub(crate) fn pops(&self) -> usize {
         self.head.pops.load(Ordering::SeqCst)
@@ -303,11 +342,11 @@ impl Queue {
     }
 }
 
-impl Drop for Queue {
+impl<T: Linked> Drop for Queue<T> {
     fn drop(&mut self) {
-        // Jobs still queued are dropped unstarted: their handles resolve.
-        while let Ok(entry) = self.pop() {
-            drop(entry);
+        // Items still queued are dropped (a job's entry resolves its handle).
+        while let Ok(item) = self.pop() {
+            drop(item);
         }
         // SAFETY: the stub came from `Box::leak` in `unbounded`, and nothing
         // points at it once the queue is gone.
@@ -316,7 +355,7 @@ impl Drop for Queue {
 }
 
 enum Taken {
-    Node(*mut Link),
+    Node(*mut Node),
     Empty,
     /// A producer has swung the tail and not linked its node yet.
     Linking,
@@ -345,111 +384,135 @@ fn backoff(spins: &mut u32) {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Barrier, Mutex};
 
-    use crate::{JobError, Pool};
+    use super::{Linked, Node, Queue};
 
-    /// A pool whose workers never run: jobs stay in the queue for the test
-    /// to pop.
-    fn parked_pool() -> Pool {
-        Pool::builder()
-            .max_workers(1)
-            .keep_idle_workers()
-            .spawner(drop)
-            .build()
+    /// A test item: a node first, then a number; counts its drops.
+    #[repr(C)]
+    struct Item {
+        node: Node,
+        id: u32,
+        drops: Arc<AtomicUsize>,
+    }
+
+    struct Boxed(Box<Item>);
+
+    impl Drop for Item {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    // SAFETY: the node is the first field of a `repr(C)` boxed item, whose
+    // address stays put until the box is taken back, once.
+    unsafe impl Linked for Boxed {
+        fn into_node(self) -> NonNull<Node> {
+            NonNull::from(Box::leak(self.0)).cast()
+        }
+
+        unsafe fn from_node(node: NonNull<Node>) -> Self {
+            // SAFETY: the caller's promise: `node` came from `into_node`.
+            Boxed(unsafe { Box::from_raw(node.cast::<Item>().as_ptr()) })
+        }
+    }
+
+    fn item(id: u32, drops: &Arc<AtomicUsize>) -> Boxed {
+        Boxed(Box::new(Item {
+            node: Node::new(),
+            id,
+            drops: drops.clone(),
+        }))
     }
 
     /// Sizes small enough for miri, large enough to interleave natively.
-    const PER_THREAD: usize = if cfg!(miri) { 40 } else { 20_000 };
+    const PER_THREAD: u32 = if cfg!(miri) { 40 } else { 20_000 };
 
     #[test]
     fn pops_in_push_order_then_reports_empty() {
-        let pool = parked_pool();
-        let q = &pool.shared().queue;
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Queue::<Boxed>::unbounded();
         assert!(q.is_empty());
-        let handles: Vec<_> = (0..5u32).map(|i| pool.submit(async move { i })).collect();
+        for i in 0..5 {
+            assert!(q.push(item(i, &drops)).is_ok());
+        }
         assert!(!q.is_empty());
-        let tickets: Vec<u32> = (0..5).map(|_| q.pop().expect("queued").ticket()).collect();
-        assert_eq!(tickets, vec![0, 1, 2, 3, 4]);
+        let ids: Vec<u32> = (0..5).map(|_| q.pop().expect("queued").0.id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4]);
         assert!(q.is_empty());
         assert!(q.pop().is_err());
-        // The popped entries were dropped unstarted: their handles resolved.
-        for mut h in handles {
-            assert_eq!(h.try_take(), Some(Err(JobError::Stopped)));
-        }
-        // And the queue takes jobs again after running empty (the stub
+        assert_eq!(q.pops(), 5);
+        // And the queue takes items again after running empty (the stub
         // went back to its end).
-        let _h = pool.submit(async { 5u32 });
-        assert_eq!(q.pop().expect("queued").ticket(), 5);
+        assert!(q.push(item(5, &drops)).is_ok());
+        assert_eq!(q.pop().expect("queued").0.id, 5);
         assert!(q.is_empty());
+        assert_eq!(drops.load(Ordering::SeqCst), 6);
     }
 
     #[test]
     fn a_push_says_whether_the_queue_was_empty() {
-        let pool = parked_pool();
-        let q = &pool.shared().queue;
-        let _a = pool.submit(async { 1u32 });
-        let _b = pool.submit(async { 2u32 });
-        let (a, b) = (q.pop().expect("a"), q.pop().expect("b"));
-        assert!(q.is_empty());
-        assert!(matches!(q.push(a), Ok(true)), "pushed into an empty queue");
-        assert!(matches!(q.push(b), Ok(false)), "pushed behind a job");
-        assert_eq!(q.pop().expect("a again").ticket(), 0);
-        assert!(matches!(q.push(q.pop().expect("b again")), Ok(true)));
-        // A stop drops what is still queued (no worker ever runs here).
-        drop(pool.stop());
-        assert!(q.is_empty());
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Queue::<Boxed>::unbounded();
+        assert!(matches!(q.push(item(0, &drops)), Ok(true)));
+        assert!(matches!(q.push(item(1, &drops)), Ok(false)));
+        assert_eq!(q.pop().expect("0").0.id, 0);
+        assert!(matches!(q.push(q.pop().expect("1")), Ok(true)));
+        // Dropping the queue drops what it still holds.
+        drop(q);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
     }
 
     #[test]
-    fn a_closed_queue_refuses_pushes_and_still_hands_out_its_jobs() {
-        let pool = parked_pool();
-        let q = &pool.shared().queue;
-        let _a = pool.submit(async { 1u32 });
-        let _b = pool.submit(async { 2u32 });
+    fn a_closed_queue_refuses_pushes_and_still_hands_out_its_items() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Queue::<Boxed>::unbounded();
+        assert!(q.push(item(0, &drops)).is_ok());
+        assert!(q.push(item(1, &drops)).is_ok());
         assert!(q.close());
         assert!(!q.close(), "closed once");
         assert!(q.is_closed());
-        let mut late = pool.shared().queue.pop().expect("queued");
-        // Pushing the popped entry back fails: the queue is closed.
-        late = match q.push(late) {
+        let late = q.pop().expect("queued");
+        // Pushing the popped item back fails: the queue is closed.
+        let late = match q.push(late) {
             Err(e) => e,
-            Ok(_) => panic!("a closed queue took a job"),
+            Ok(_) => panic!("a closed queue took an item"),
         };
-        assert_eq!(late.ticket(), 0);
-        assert_eq!(q.pop().expect("still queued").ticket(), 1);
+        assert_eq!(late.0.id, 0);
+        assert_eq!(q.pop().expect("still queued").0.id, 1);
         assert!(q.pop().is_err());
     }
 
-    /// Producers and consumers at once: every job is popped exactly once,
-    /// a consumer sees one producer's jobs in the order they were pushed,
+    /// Producers and consumers at once: every item is popped exactly once,
+    /// a consumer sees one producer's items in the order they were pushed,
     /// and a drain after the producers finish finds the rest.
     fn pushes_and_pops_race(producers: u32) {
-        let pool = parked_pool();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Arc::new(Queue::<Boxed>::unbounded());
         let start = Arc::new(Barrier::new(producers as usize + 2));
         let done = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
         for p in 0..producers {
-            let (pool, start) = (pool.clone(), start.clone());
+            let (q, start, drops) = (q.clone(), start.clone(), drops.clone());
             threads.push(std::thread::spawn(move || {
                 start.wait();
-                (0..PER_THREAD as u32)
-                    .map(|i| pool.submit(async move { (p, i) }))
-                    .collect::<Vec<_>>()
+                for i in 0..PER_THREAD {
+                    assert!(q.push(item(p * PER_THREAD + i, &drops)).is_ok());
+                }
             }));
         }
         let mut consumers = Vec::new();
         for _ in 0..2 {
-            let (pool, start, done, seen) =
-                (pool.clone(), start.clone(), done.clone(), seen.clone());
+            let (q, start, done, seen) = (q.clone(), start.clone(), done.clone(), seen.clone());
             consumers.push(std::thread::spawn(move || {
                 start.wait();
                 let mut mine = Vec::new();
                 loop {
-                    match pool.shared().queue.pop() {
-                        Ok(e) => mine.push(e.ticket()),
+                    match q.pop() {
+                        Ok(e) => mine.push(e.0.id),
                         Err(_) if done.load(Ordering::SeqCst) => break,
                         Err(_) => std::thread::yield_now(),
                     }
@@ -457,10 +520,9 @@ mod tests {
                 seen.lock().unwrap().push(mine);
             }));
         }
-        let handles: Vec<_> = threads
-            .into_iter()
-            .flat_map(|t| t.join().unwrap())
-            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
         done.store(true, Ordering::SeqCst);
         for c in consumers {
             c.join().unwrap();
@@ -468,22 +530,23 @@ mod tests {
         let mut all = HashSet::new();
         for mine in seen.lock().unwrap().iter() {
             if producers == 1 {
-                // One producer's tickets, seen by one consumer: FIFO.
+                // One producer's items, seen by one consumer: FIFO.
                 assert!(mine.windows(2).all(|w| w[0] < w[1]), "out of order");
             }
             for t in mine {
-                assert!(all.insert(*t), "ticket {t} popped twice");
+                assert!(all.insert(*t), "item {t} popped twice");
             }
         }
-        while let Ok(e) = pool.shared().queue.pop() {
-            assert!(all.insert(e.ticket()), "popped twice");
+        while let Ok(e) = q.pop() {
+            assert!(all.insert(e.0.id), "popped twice");
         }
-        let total = producers as usize * PER_THREAD;
-        assert_eq!(all.len(), total, "every job popped once");
-        assert_eq!(all.iter().max(), Some(&(total as u32 - 1)));
-        assert!(handles
-            .into_iter()
-            .all(|mut h| h.try_take() == Some(Err(JobError::Stopped))));
+        let total = (producers * PER_THREAD) as usize;
+        assert_eq!(all.len(), total, "every item popped once");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            total,
+            "every item dropped once"
+        );
     }
 
     #[test]
@@ -492,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn two_producers_two_consumers_hand_out_every_job_once() {
+    fn two_producers_two_consumers_hand_out_every_item_once() {
         pushes_and_pops_race(2);
     }
 }

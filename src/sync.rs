@@ -1,6 +1,6 @@
 //! The one place where the crate's synchronisation primitives come from.
 //!
-//! Every atomic and lock of the pool's state machines (the slot, the
+//! Every atomic and lock of the pool's state machines (a job's header, the
 //! scheduling counters, the lifecycle) is imported from here, so that the
 //! loom model checker can replace them: build with
 //! `RUSTFLAGS="--cfg workerpoolxt_loom"` (see `src/loom_tests.rs` and
@@ -10,15 +10,6 @@
 //! and std's `Arc` is needed for unsized values (`Arc<dyn Trait>`, `Arc<str>`).
 
 pub(crate) use std::sync::Arc;
-
-/// The job queue: an unbounded MPMC FIFO that can be closed (intrusive,
-/// `src/queue.rs`; a lock-based stand-in under loom, whose models check the
-/// pool's state machines around it).
-#[cfg(not(workerpoolxt_loom))]
-pub(crate) type JobQueue = crate::queue::Queue;
-
-#[cfg(workerpoolxt_loom)]
-pub(crate) type JobQueue = self::loom_queue::Queue<crate::cell::QueueEntry>;
 
 #[cfg(not(workerpoolxt_loom))]
 pub(crate) use std::sync::atomic::{
@@ -113,7 +104,7 @@ pub(crate) fn lock_std<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGu
 /// A queue with `queue::Queue`'s API built on loom's `Mutex`, so that the
 /// models see the synchronisation that publishing a job provides.
 #[cfg(workerpoolxt_loom)]
-mod loom_queue {
+pub(crate) mod loom_queue {
     use std::collections::VecDeque;
 
     use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -143,15 +134,11 @@ mod loom_queue {
         }
 
         pub(crate) fn pop(&self) -> Result<T, ()> {
-            self.pop_counted().map(|(value, _)| value)
-        }
-
-        pub(crate) fn pop_counted(&self) -> Result<(T, usize), ()> {
             let mut q = self.inner.lock().unwrap();
             let value = q.0.pop_front().ok_or(())?;
             let pops = self.pops.load(Ordering::Relaxed) + 1;
             self.pops.store(pops, Ordering::Release);
-            Ok((value, pops))
+            Ok(value)
         }
 
         pub(crate) fn pops(&self) -> usize {

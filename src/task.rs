@@ -12,7 +12,7 @@
 //! - an async attempt that is interrupted is **dropped before** the handle
 //!   resolves, so `Cancelled`/`TimedOut` means its destructors have run;
 //! - a blocking attempt that is interrupted resolves the handle at once and
-//!   is then awaited to its end (`Draining`), so the worker, the slot, stays
+//!   is then awaited to its end (`Draining`), so the worker, the header, stays
 //!   busy until the closure returns;
 //! - no attempt starts after the handle has resolved;
 //! - the whole task (the body, what it captured, its timers) is dropped
@@ -22,7 +22,6 @@
 //!   publishes a finished job's result only after the task is gone.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -30,132 +29,18 @@ use std::time::Instant;
 
 use pin_project_lite::pin_project;
 
-use crate::attempt::{Attempt, AttemptSlot};
+use crate::attempt::{Attempt, AttemptStore};
+use crate::body::Body;
 use crate::cancel::{CancelToken, Cancelled};
+use crate::context::JobContext;
 use crate::error::{JobError, Panic};
-use crate::handle::{Counted, ErrorCode, Record, Slot};
-use crate::job::{JobContext, JobMeta};
-use crate::metrics::Final;
-use crate::runtime::{unblock, Sleep};
-use crate::sync::{Arc, Ordering};
+use crate::header::{Header, Leaves, Record};
+use crate::metrics::End;
+use crate::runtime::Sleep;
+use crate::state::{ErrorCode, Start};
+use crate::sync::Arc;
 use crate::trace::Trace;
 use crate::watch::Watch;
-
-/// What a task runs: one attempt at a time.
-pub(crate) trait Body: Send + 'static {
-    type Output: Send + 'static;
-    type Error: Send + 'static;
-    type Attempt: Future<Output = Result<Self::Output, Self::Error>> + Send;
-
-    /// Creates the next attempt, or `None` if the body can make no more
-    /// (a one-shot body whose only attempt was given at submit).
-    fn attempt(&mut self, ctx: Option<JobContext>) -> Option<Self::Attempt>;
-
-    /// Whether attempts are blocking closures (run to their end even when
-    /// interrupted) rather than futures (dropped when interrupted).
-    fn is_blocking(&self) -> bool;
-
-    /// The job's own settings; `None` for plain submits, which use the pool's.
-    fn meta(&self) -> Option<&JobMeta> {
-        None
-    }
-}
-
-/// The body of `Pool::submit`: its one future is the task's first attempt.
-pub(crate) struct OnceFuture<F>(PhantomData<fn() -> F>);
-
-impl<F> OnceFuture<F> {
-    pub(crate) fn new() -> Self {
-        OnceFuture(PhantomData)
-    }
-}
-
-pin_project! {
-    /// A future whose output is wrapped in `Ok`.
-    pub(crate) struct OkFuture<F> {
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F> OkFuture<F> {
-    pub(crate) fn new(fut: F) -> Self {
-        OkFuture { fut }
-    }
-}
-
-impl<F: Future> Future for OkFuture<F> {
-    type Output = Result<F::Output, std::convert::Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().fut.poll(cx).map(Ok)
-    }
-}
-
-impl<F> Body for OnceFuture<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    type Output = F::Output;
-    type Error = std::convert::Infallible;
-    type Attempt = OkFuture<F>;
-
-    fn attempt(&mut self, _ctx: Option<JobContext>) -> Option<Self::Attempt> {
-        None
-    }
-
-    fn is_blocking(&self) -> bool {
-        false
-    }
-}
-
-/// The body of `Pool::submit_blocking`: one closure, sent to the blocking
-/// thread pool when the job starts (not before).
-pub(crate) struct OnceBlocking<C>(pub(crate) Option<C>);
-
-impl<C, T> Body for OnceBlocking<C>
-where
-    C: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    type Output = T;
-    type Error = std::convert::Infallible;
-    type Attempt = BlockingAttempt<Result<T, std::convert::Infallible>>;
-
-    fn attempt(&mut self, _ctx: Option<JobContext>) -> Option<Self::Attempt> {
-        let f = self.0.take()?;
-        Some(BlockingAttempt::spawn(move || Ok(f())))
-    }
-
-    fn is_blocking(&self) -> bool {
-        true
-    }
-}
-
-/// A closure running on the blocking thread pool; resolves when it returns.
-/// Its panic is re-raised when polled, to be caught like any job's panic.
-pub(crate) struct BlockingAttempt<R> {
-    task: blocking::Task<std::thread::Result<R>>,
-}
-
-impl<R: Send + 'static> BlockingAttempt<R> {
-    pub(crate) fn spawn(f: impl FnOnce() -> R + Send + 'static) -> Self {
-        BlockingAttempt { task: unblock(f) }
-    }
-}
-
-impl<R> Future for BlockingAttempt<R> {
-    type Output = R;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
-        match Pin::new(&mut self.task).poll(cx) {
-            Poll::Ready(Ok(r)) => Poll::Ready(r),
-            Poll::Ready(Err(payload)) => std::panic::resume_unwind(payload),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -170,7 +55,7 @@ enum Phase {
     Backoff,
     /// Interrupted blocking closure: the closure has not returned yet. The
     /// handle has resolved, unless a fault is waiting for the closure's end
-    /// (`Extra::fault`).
+    /// (`Supervision::fault`).
     Draining,
     /// Finished: its outcome is decided (and published once the task is
     /// dropped, unless it was already).
@@ -184,21 +69,21 @@ enum Interrupt {
 }
 
 impl Interrupt {
-    fn into_error<E>(self) -> (JobError<E>, Final) {
+    fn into_error<E>(self) -> (JobError<E>, End) {
         match self {
-            Interrupt::Cancelled => (JobError::Cancelled, Final::Cancelled),
-            Interrupt::TimedOut => (JobError::TimedOut, Final::TimedOut),
+            Interrupt::Cancelled => (JobError::Cancelled, End::Cancelled),
+            Interrupt::TimedOut => (JobError::TimedOut, End::TimedOut),
         }
     }
 }
 
 /// The task's attempt, from its projection: `Pin<&mut Option<_>>` as
-/// [`Attempt`] (the flag and the slot are only changed through it).
+/// [`Attempt`] (the flag and the header are only changed through it).
 macro_rules! attempt {
     ($this:expr) => {{
         #[allow(unsafe_code)]
         // SAFETY: `has_attempt` is the flag of `attempt`, kept by `Attempt`
-        // alone (set in `Task::new` from the slot's own answer).
+        // alone (set in `Task::new` from the header's own answer).
         unsafe {
             Attempt::new(&mut *$this.has_attempt, $this.attempt.as_mut())
         }
@@ -211,7 +96,7 @@ pin_project! {
     pub(crate) struct Task<B: Body> {
         body: B,
         phase: Phase,
-        // Counted in `running` (`Shared::slots`): from its start until its
+        // Counted in `running` (`Core::slots`): from its start until its
         // outcome is decided (or it moves to `draining`).
         counted_running: bool,
         deadline_passed: bool,
@@ -222,10 +107,10 @@ pin_project! {
         started: u64,
         // What only some jobs need (a deadline, a context, a wait): boxed,
         // so that a plain queued job stays small.
-        extra: Option<Box<Extra>>,
+        supervision: Option<Box<Supervision>>,
         trace: Trace,
         #[pin]
-        attempt: AttemptSlot<B::Attempt>,
+        attempt: AttemptStore<B::Attempt>,
     }
 
     impl<B: Body> PinnedDrop for Task<B> {
@@ -238,7 +123,7 @@ pin_project! {
 
 /// The part of a task that plain submits that finish at once never need.
 #[derive(Default)]
-struct Extra {
+struct Supervision {
     deadline: Option<Instant>,
     /// The clock reading that found the deadline passed, if one did.
     expired_at: Option<Instant>,
@@ -272,9 +157,9 @@ pub(crate) struct WorkerLocal {
 pub(crate) struct Finished<B: Body> {
     pub(crate) result: Result<B::Output, JobError<B::Error>>,
     pub(crate) record: Record,
-    pub(crate) how: Final,
+    pub(crate) how: End,
     /// The gauge it leaves once it is published.
-    pub(crate) counted: Counted,
+    pub(crate) leaves: Leaves,
 }
 
 impl<B: Body> Finished<B> {
@@ -285,12 +170,12 @@ impl<B: Body> Finished<B> {
     }
 
     /// A job that leaves the queue unstarted, now.
-    fn unstarted(slot: &Slot, error: JobError<B::Error>, how: Final) -> Self {
+    fn unstarted(header: &Header, error: JobError<B::Error>, how: End) -> Self {
         Finished {
             result: Err(error),
-            record: slot.unstarted_record(),
+            record: header.unstarted_record(),
             how,
-            counted: Counted::Waiting,
+            leaves: Leaves::Waiting,
         }
     }
 }
@@ -307,7 +192,7 @@ enum DeadlineWait {
     Registered(crate::deadlines::Registration),
 }
 
-fn extra(e: &mut Option<Box<Extra>>) -> &mut Extra {
+fn supervision(e: &mut Option<Box<Supervision>>) -> &mut Supervision {
     e.get_or_insert_with(Default::default)
 }
 
@@ -315,7 +200,7 @@ impl<B: Body> Task<B> {
     /// A task for `body`; `first` is the first attempt if it exists already
     /// (a submitted future).
     pub(crate) fn new(body: B, first: Option<B::Attempt>) -> Self {
-        let (has_attempt, attempt) = AttemptSlot::new(first);
+        let (has_attempt, attempt) = AttemptStore::new(first);
         Task {
             body,
             phase: Phase::Queued,
@@ -323,7 +208,7 @@ impl<B: Body> Task<B> {
             deadline_passed: false,
             attempts: 0,
             started: 0,
-            extra: None,
+            supervision: None,
             trace: Trace::none(),
             has_attempt,
             attempt,
@@ -331,10 +216,10 @@ impl<B: Body> Task<B> {
     }
 
     /// The token that cancels this job: its own, or the pool's.
-    fn token<'a>(body: &'a B, slot: &'a Slot) -> &'a CancelToken {
+    fn token<'a>(body: &'a B, header: &'a Header) -> &'a CancelToken {
         match body.meta().and_then(|m| m.token.as_ref()) {
             Some(t) => t,
-            None => &slot.shared.token,
+            None => &header.core.token,
         }
     }
 
@@ -348,55 +233,55 @@ impl<B: Body> Task<B> {
     /// `Stopped`: the spawner panicked and no worker is left to run it.
     pub(crate) fn abort(
         self: Pin<&mut Self>,
-        slot: &Slot,
+        header: &Header,
         fault: Option<Panic>,
     ) -> Option<Finished<B>> {
         let mut this = self.project();
         let (error, how) = match fault {
-            Some(p) => (JobError::Panicked(p), Final::Panicked),
-            None => (JobError::Stopped, Final::Stopped),
+            Some(p) => (JobError::Panicked(p), End::Panicked),
+            None => (JobError::Stopped, End::Stopped),
         };
         match *this.phase {
             Phase::Queued => {
                 // Dropped unstarted: a stop, a refused push, or a dropped
                 // executor. The job never runs; its handle learns why.
-                if slot.try_start() {
+                if header.try_start() == Start::Won {
                     // The unstarted future goes first (the rest of the task
                     // right after), then the handle resolves.
                     let _ = attempt!(this).clear();
-                    return Some(Finished::unstarted(slot, error, how));
+                    return Some(Finished::unstarted(header, error, how));
                 }
                 None
             }
             Phase::Starting => {
                 let _ = attempt!(this).clear();
-                Some(Finished::unstarted(slot, error, how))
+                Some(Finished::unstarted(header, error, how))
             }
             Phase::Running | Phase::Backoff => {
                 // Dropped mid-run: only when the executor running the worker
                 // goes away. Body first, then the handle.
                 let dropped = attempt!(this).clear();
-                if let Some(ctx) = this.extra.as_ref().and_then(|e| e.ctx.as_ref()) {
+                if let Some(ctx) = this.supervision.as_ref().and_then(|e| e.ctx.as_ref()) {
                     ctx.interrupt();
                 }
                 let (result, how) = match dropped {
-                    Ok(()) => (Err(JobError::Stopped), Final::Stopped),
-                    Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
+                    Ok(()) => (Err(JobError::Stopped), End::Stopped),
+                    Err(p) => (Err(JobError::Panicked(p)), End::Panicked),
                 };
-                Some(Self::complete(&mut this, slot, result, how))
+                Some(Self::complete(&mut this, header, result, how))
             }
             Phase::Draining => {
                 let _ = attempt!(this).clear();
-                match this.extra.as_mut().and_then(|e| e.fault.take()) {
+                match this.supervision.as_mut().and_then(|e| e.fault.take()) {
                     // Still counted in `running`: its handle waits for this.
                     Some(p) => Some(Self::complete(
                         &mut this,
-                        slot,
+                        header,
                         Err(JobError::Panicked(p)),
-                        Final::Panicked,
+                        End::Panicked,
                     )),
                     None => {
-                        slot.shared.drain_ended();
+                        header.core.drain_ended();
                         None
                     }
                 }
@@ -417,13 +302,13 @@ impl<B: Body> Task<B> {
     /// `local` is the polling worker's, kept across its jobs.
     pub(crate) fn poll_task(
         self: Pin<&mut Self>,
-        slot: &Slot,
+        header: &Header,
         cx: &mut Context<'_>,
         local: &mut WorkerLocal,
     ) -> Step<B> {
         let mut this = self.project();
         if *this.phase == Phase::Queued {
-            *this.trace = Trace::start(slot.name.as_deref().map(String::as_str));
+            *this.trace = Trace::start(header.name.as_deref().map(String::as_str));
         }
         #[allow(clippy::let_unit_value)]
         let _entered = this.trace.enter();
@@ -431,207 +316,223 @@ impl<B: Body> Task<B> {
         // catches those of the user code the task calls around it (the
         // clock, a timer, an error's `Drop`), so that they end the job
         // `Panicked` instead of unwinding through its worker.
-        match catch_unwind(AssertUnwindSafe(|| Self::step(&mut this, slot, cx, local))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            Self::step(&mut this, header, cx, local)
+        })) {
             Ok(step) => step,
-            Err(payload) => Self::fault(&mut this, slot, cx, payload),
+            Err(payload) => Self::fault(&mut this, header, cx, payload),
         }
     }
 
-    /// Moves the task on as far as it can go.
+    /// Moves the task on as far as it can go: each phase's step either
+    /// returns (the task waits, or is done) or moves to the next phase.
     fn step(
         this: &mut Projected<'_, B>,
-        slot: &Slot,
+        header: &Header,
         cx: &mut Context<'_>,
         local: &mut WorkerLocal,
     ) -> Step<B> {
         loop {
-            match *this.phase {
-                Phase::Queued => {
-                    if !slot.try_start() {
-                        // Cancelled while queued; the handle has resolved.
-                        *this.phase = Phase::Done;
-                        let _ = attempt!(this).clear();
-                        return Poll::Ready(None);
-                    }
-                    *this.phase = Phase::Starting;
-                    let shared = &slot.shared;
-                    let (now, started) = shared.start_time();
-                    *this.started = started;
-                    let meta = this.body.meta();
-                    // A job's own deadline or timeout replaces the pool's default.
-                    let deadline = match meta {
-                        Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
-                            let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
-                            match (from_timeout, m.deadline) {
-                                (Some(a), Some(b)) => Some(a.min(b)),
-                                (a, b) => a.or(b),
-                            }
-                        }
-                        _ => shared.default_timeout.and_then(|t| now.checked_add(t)),
-                    };
-                    let refused = if Self::token(this.body, slot).is_cancelled() {
-                        Some(Interrupt::Cancelled)
-                    } else if deadline.is_some_and(|d| d <= now) {
-                        Some(Interrupt::TimedOut)
-                    } else {
-                        None
-                    };
-                    if let Some(why) = refused {
-                        // Never started: the body is not polled, not even once.
-                        *this.phase = Phase::Done;
-                        let _ = attempt!(this).clear();
-                        let (err, how) = why.into_error();
-                        this.trace.finished(how);
-                        return Poll::Ready(Some(Finished::unstarted(slot, err, how)));
-                    }
-                    // Out of `waiting`, then into `running` (see `shared`).
-                    shared.left_queue();
-                    shared.job_started();
-                    *this.counted_running = true;
-                    if deadline.is_some() || meta.is_some() {
-                        let ctx = meta.map(|m| {
-                            JobContext::new(
-                                m,
-                                m.options
-                                    .clone()
-                                    .or_else(|| shared.default_options.clone())
-                                    .unwrap_or_default(),
-                                deadline,
-                            )
-                        });
-                        *this.extra = Some(Box::new(Extra {
-                            deadline,
-                            ctx,
-                            ..Extra::default()
-                        }));
-                    }
-                    *this.phase = Phase::Running;
-                    if !attempt!(this).is_some() {
-                        if let Some(done) = Self::next_attempt(this, slot) {
-                            return done;
-                        }
-                    } else {
-                        *this.attempts = 1;
-                        this.trace.attempt(1);
-                    }
-                }
-                Phase::Running => {
-                    if let Some(why) = Self::interrupted(this, slot) {
-                        return Self::interrupt(this, slot, cx, why);
-                    }
-                    let polled = {
-                        let attempt = attempt!(this).into_pin_mut();
-                        match attempt {
-                            Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
-                            None => Ok(Poll::Pending),
-                        }
-                    };
-                    match polled {
-                        Ok(Poll::Pending) => {
-                            if let Some(why) = Self::poll_interrupts(this, slot, cx, local) {
-                                return Self::interrupt(this, slot, cx, why);
-                            }
-                            return Poll::Pending;
-                        }
-                        Ok(Poll::Ready(Ok(value))) => {
-                            let (result, how) = match attempt!(this).clear() {
-                                Ok(()) => (Ok(value), Final::Succeeded),
-                                Err(p) => (Err(JobError::Panicked(p)), Final::Panicked),
-                            };
-                            return Self::finish(this, slot, result, how);
-                        }
-                        Ok(Poll::Ready(Err(e))) => {
-                            if let Err(p) = attempt!(this).clear() {
-                                return Self::finish(
-                                    this,
-                                    slot,
-                                    Err(JobError::Panicked(p)),
-                                    Final::Panicked,
-                                );
-                            }
-                            let retry = this.body.meta().map_or(0, |m| m.retry);
-                            if *this.attempts > retry {
-                                return Self::finish(
-                                    this,
-                                    slot,
-                                    Err(JobError::Failed(e)),
-                                    Final::Failed,
-                                );
-                            }
-                            if let Some(why) = Self::interrupted(this, slot) {
-                                return Self::interrupt(this, slot, cx, why);
-                            }
-                            let delay = this
-                                .body
-                                .meta()
-                                .map(|m| m.backoff.delay(*this.attempts))
-                                .unwrap_or_default();
-                            this.trace.retry(*this.attempts, delay);
-                            // The error is dropped: the next attempt replaces
-                            // it, and an interrupted backoff ends the job
-                            // TimedOut or Cancelled.
-                            drop(e);
-                            if delay.is_zero() {
-                                // No sleep, but a yield: a job that fails at
-                                // once must not keep its executor thread
-                                // from every other task. The next poll
-                                // starts the next attempt.
-                                *this.phase = Phase::Backoff;
-                                cx.waker().wake_by_ref();
-                                return Poll::Pending;
-                            } else {
-                                let shared = &slot.shared;
-                                // A backoff too long to express waits for ever
-                                // (until the deadline or a cancel).
-                                let sleep = match shared.now().checked_add(delay) {
-                                    Some(wake_at) => shared.sleep_until(wake_at),
-                                    None => Sleep::Other(Box::pin(std::future::pending())),
-                                };
-                                extra(this.extra).backoff_sleep = Some(sleep);
-                                *this.phase = Phase::Backoff;
-                            }
-                        }
-                        Err(payload) => {
-                            let p = Panic::from_payload(&*payload);
-                            drop(payload);
-                            let _ = attempt!(this).clear();
-                            this.trace.panicked(p.message());
-                            return Self::finish(
-                                this,
-                                slot,
-                                Err(JobError::Panicked(p)),
-                                Final::Panicked,
-                            );
-                        }
-                    }
-                }
-                Phase::Backoff => {
-                    let slept = match this.extra.as_mut().and_then(|e| e.backoff_sleep.as_mut()) {
-                        Some(s) => Pin::new(s).poll(cx).is_ready(),
-                        None => true,
-                    };
-                    // Checked after the sleep: a backoff that ends with (or
-                    // after) the deadline starts no attempt.
-                    if let Some(why) = Self::interrupted(this, slot) {
-                        return Self::interrupt(this, slot, cx, why);
-                    }
-                    if !slept {
-                        if let Some(why) = Self::poll_interrupts(this, slot, cx, local) {
-                            return Self::interrupt(this, slot, cx, why);
-                        }
-                        return Poll::Pending;
-                    }
-                    extra(this.extra).backoff_sleep = None;
-                    *this.phase = Phase::Running;
-                    if let Some(done) = Self::next_attempt(this, slot) {
-                        return done;
-                    }
-                }
+            let step = match *this.phase {
+                Phase::Queued => Self::start(this, header),
+                Phase::Running => Self::run_attempt(this, header, cx, local),
+                Phase::Backoff => Self::back_off(this, header, cx, local),
                 Phase::Starting => unreachable!("a start ends within the step that began it"),
-                Phase::Draining => return Self::drain(this, slot, cx),
-                Phase::Done => return Poll::Ready(None),
+                Phase::Draining => Some(Self::drain(this, header, cx)),
+                Phase::Done => Some(Poll::Ready(None)),
+            };
+            if let Some(step) = step {
+                return step;
             }
         }
+    }
+
+    /// The job leaves the queue and starts: its deadline is set, its token
+    /// and deadline are looked at (a job cancelled or past its deadline
+    /// never starts its body), and its first attempt is made. `None` if it
+    /// runs on (`Running`).
+    fn start(this: &mut Projected<'_, B>, header: &Header) -> Option<Step<B>> {
+        if header.try_start() == Start::CancelledFirst {
+            // Cancelled while queued; the handle has resolved.
+            *this.phase = Phase::Done;
+            let _ = attempt!(this).clear();
+            return Some(Poll::Ready(None));
+        }
+        *this.phase = Phase::Starting;
+        let core = &header.core;
+        let (now, started) = core.start_time();
+        *this.started = started;
+        let meta = this.body.meta();
+        // A job's own deadline or timeout replaces the pool's default.
+        let deadline = match meta {
+            Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
+                let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
+                match (from_timeout, m.deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            _ => core.default_timeout.and_then(|t| now.checked_add(t)),
+        };
+        let refused = if Self::token(this.body, header).is_cancelled() {
+            Some(Interrupt::Cancelled)
+        } else if deadline.is_some_and(|d| d <= now) {
+            Some(Interrupt::TimedOut)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            // Never started: the body is not polled, not even once.
+            *this.phase = Phase::Done;
+            let _ = attempt!(this).clear();
+            let (err, how) = why.into_error();
+            this.trace.finished(how);
+            return Some(Poll::Ready(Some(Finished::unstarted(header, err, how))));
+        }
+        // Out of `waiting`, then into `running` (see `src/core.rs`).
+        core.left_queue();
+        core.job_started();
+        *this.counted_running = true;
+        if deadline.is_some() || meta.is_some() {
+            let ctx = meta.map(|m| {
+                let options = m.options.clone().or_else(|| core.default_options.clone());
+                JobContext::new(m, options.unwrap_or_default(), deadline)
+            });
+            *this.supervision = Some(Box::new(Supervision {
+                deadline,
+                ctx,
+                ..Supervision::default()
+            }));
+        }
+        *this.phase = Phase::Running;
+        if attempt!(this).is_some() {
+            *this.attempts = 1;
+            this.trace.attempt(1);
+            return None;
+        }
+        Self::next_attempt(this, header)
+    }
+
+    /// Polls the running attempt, after a look at the interrupts. `None` if
+    /// it failed and the job backs off before its next attempt.
+    fn run_attempt(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
+    ) -> Option<Step<B>> {
+        if let Some(why) = Self::interrupted(this, header) {
+            return Some(Self::interrupt(this, header, cx, why));
+        }
+        let polled = match attempt!(this).into_pin_mut() {
+            Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
+            None => Ok(Poll::Pending),
+        };
+        let step = match polled {
+            Ok(Poll::Pending) => match Self::poll_interrupts(this, header, cx, local) {
+                Some(why) => Self::interrupt(this, header, cx, why),
+                None => Poll::Pending,
+            },
+            Ok(Poll::Ready(Ok(value))) => {
+                let (result, how) = match attempt!(this).clear() {
+                    Ok(()) => (Ok(value), End::Succeeded),
+                    Err(p) => (Err(JobError::Panicked(p)), End::Panicked),
+                };
+                Self::finish(this, header, result, how)
+            }
+            Ok(Poll::Ready(Err(e))) => return Self::failed(this, header, cx, e),
+            Err(payload) => {
+                let p = Panic::from_payload(&*payload);
+                drop(payload);
+                let _ = attempt!(this).clear();
+                this.trace.panicked(p.message());
+                Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked)
+            }
+        };
+        Some(step)
+    }
+
+    /// The attempt failed with `e`: the job ends `Failed` if it has no retry
+    /// left (or ends interrupted), or backs off (`None`) before the next.
+    fn failed(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        e: B::Error,
+    ) -> Option<Step<B>> {
+        if let Err(p) = attempt!(this).clear() {
+            let panicked = Err(JobError::Panicked(p));
+            return Some(Self::finish(this, header, panicked, End::Panicked));
+        }
+        let retry = this.body.meta().map_or(0, |m| m.retry);
+        if *this.attempts > retry {
+            return Some(Self::finish(
+                this,
+                header,
+                Err(JobError::Failed(e)),
+                End::Failed,
+            ));
+        }
+        if let Some(why) = Self::interrupted(this, header) {
+            return Some(Self::interrupt(this, header, cx, why));
+        }
+        let delay = this
+            .body
+            .meta()
+            .map(|m| m.backoff.delay(*this.attempts))
+            .unwrap_or_default();
+        this.trace.retry(*this.attempts, delay);
+        // The error is dropped: the next attempt replaces it, and an
+        // interrupted backoff ends the job TimedOut or Cancelled.
+        drop(e);
+        *this.phase = Phase::Backoff;
+        if delay.is_zero() {
+            // No sleep, but a yield: a job that fails at once must not keep
+            // its executor thread from every other task. The next poll
+            // starts the next attempt.
+            cx.waker().wake_by_ref();
+            return Some(Poll::Pending);
+        }
+        let core = &header.core;
+        // A backoff too long to express waits for ever (until the deadline
+        // or a cancel).
+        let sleep = match core.now().checked_add(delay) {
+            Some(wake_at) => core.sleep_until(wake_at),
+            None => Sleep::Other(Box::pin(std::future::pending())),
+        };
+        supervision(this.supervision).backoff_sleep = Some(sleep);
+        None
+    }
+
+    /// Waits out the backoff, then makes the next attempt (`None`: it runs).
+    fn back_off(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
+    ) -> Option<Step<B>> {
+        let slept = match this
+            .supervision
+            .as_mut()
+            .and_then(|e| e.backoff_sleep.as_mut())
+        {
+            Some(s) => Pin::new(s).poll(cx).is_ready(),
+            None => true,
+        };
+        // Checked after the sleep: a backoff that ends with (or after) the
+        // deadline starts no attempt.
+        if let Some(why) = Self::interrupted(this, header) {
+            return Some(Self::interrupt(this, header, cx, why));
+        }
+        if !slept {
+            return Some(match Self::poll_interrupts(this, header, cx, local) {
+                Some(why) => Self::interrupt(this, header, cx, why),
+                None => Poll::Pending,
+            });
+        }
+        supervision(this.supervision).backoff_sleep = None;
+        *this.phase = Phase::Running;
+        Self::next_attempt(this, header)
     }
 }
 
@@ -639,9 +540,9 @@ type Projected<'a, B> = TaskProj<'a, B>;
 
 impl<B: Body> Task<B> {
     /// Starts the next attempt. Returns `Some` if the task ended instead.
-    fn next_attempt(this: &mut Projected<'_, B>, slot: &Slot) -> Option<Step<B>> {
+    fn next_attempt(this: &mut Projected<'_, B>, header: &Header) -> Option<Step<B>> {
         let ctx = this
-            .extra
+            .supervision
             .as_ref()
             .and_then(|e| e.ctx.as_ref())
             .map(|c| c.with_attempt(*this.attempts + 1));
@@ -650,7 +551,7 @@ impl<B: Body> Task<B> {
             Ok(Some(attempt)) => {
                 *this.attempts += 1;
                 if *this.attempts > 1 {
-                    slot.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    header.core.count_retry();
                 }
                 this.trace.attempt(*this.attempts);
                 attempt!(this).set(attempt);
@@ -658,18 +559,18 @@ impl<B: Body> Task<B> {
             }
             Ok(None) => Some(Self::finish(
                 this,
-                slot,
+                header,
                 Err(JobError::Stopped),
-                Final::Stopped,
+                End::Stopped,
             )),
             Err(payload) => {
                 *this.attempts += 1;
                 let p = Panic::from_payload(&*payload);
                 Some(Self::finish(
                     this,
-                    slot,
+                    header,
                     Err(JobError::Panicked(p)),
-                    Final::Panicked,
+                    End::Panicked,
                 ))
             }
         }
@@ -680,11 +581,11 @@ impl<B: Body> Task<B> {
     /// The deadline is checked against the clock, not only through its
     /// timer: an attempt that fails without ever waiting, or a backoff that
     /// ends together with the deadline, must not start another attempt.
-    fn interrupted(this: &mut Projected<'_, B>, slot: &Slot) -> Option<Interrupt> {
-        if slot.cancel_requested()
-            || Self::token(this.body, slot).is_cancelled()
+    fn interrupted(this: &mut Projected<'_, B>, header: &Header) -> Option<Interrupt> {
+        if header.cancel_requested()
+            || Self::token(this.body, header).is_cancelled()
             || this
-                .extra
+                .supervision
                 .as_ref()
                 .and_then(|e| e.ctx.as_ref())
                 .is_some_and(JobContext::own_token_cancelled)
@@ -692,15 +593,15 @@ impl<B: Body> Task<B> {
             return Some(Interrupt::Cancelled);
         }
         if !*this.deadline_passed {
-            let extra = this.extra.as_mut()?;
-            let deadline = extra.deadline?;
-            let now = slot.shared.now();
+            let sup = this.supervision.as_mut()?;
+            let deadline = sup.deadline?;
+            let now = header.core.now();
             if now < deadline {
                 return None;
             }
             *this.deadline_passed = true;
             // The job's run ends here: its record reuses this reading.
-            extra.expired_at = Some(now);
+            sup.expired_at = Some(now);
         }
         Some(Interrupt::TimedOut)
     }
@@ -710,7 +611,7 @@ impl<B: Body> Task<B> {
     /// before checking makes it free of lost wake-ups.
     fn poll_interrupts(
         this: &mut Projected<'_, B>,
-        slot: &Slot,
+        header: &Header,
         cx: &mut Context<'_>,
         local: &mut WorkerLocal,
     ) -> Option<Interrupt> {
@@ -718,9 +619,9 @@ impl<B: Body> Task<B> {
         // bit is looked at: no lost wake-up).
         local
             .watch
-            .get_or_insert_with(|| slot.shared.watchers.watch())
-            .register(cx.waker(), slot.id());
-        if slot.cancel_requested() {
+            .get_or_insert_with(|| header.core.watchers.watch())
+            .register(cx.waker(), header.id());
+        if header.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }
         // The pool's token is waited for by the worker (it outlives the
@@ -728,37 +629,35 @@ impl<B: Body> Task<B> {
         let own_token = this.body.meta().and_then(|m| m.token.as_ref());
         let wait = match own_token {
             None => &mut local.pool_token,
-            Some(_) => &mut extra(this.extra).token_wait,
+            Some(_) => &mut supervision(this.supervision).token_wait,
         };
-        let wait = wait.get_or_insert_with(|| Self::token(this.body, slot).cancelled());
+        let wait = wait.get_or_insert_with(|| Self::token(this.body, header).cancelled());
         if Pin::new(wait).poll(cx).is_ready() {
             return Some(Interrupt::Cancelled);
         }
-        let extra = this.extra.as_mut()?;
-        if let Some(ctx) = extra.ctx.as_ref() {
+        let sup = this.supervision.as_mut()?;
+        if let Some(ctx) = sup.ctx.as_ref() {
             // The job cancels itself through its context's token.
-            let wait = extra
-                .ctx_wait
-                .get_or_insert_with(|| ctx.token().cancelled());
+            let wait = sup.ctx_wait.get_or_insert_with(|| ctx.token().cancelled());
             if Pin::new(wait).poll(cx).is_ready() {
                 return Some(Interrupt::Cancelled);
             }
         }
-        let deadline = extra.deadline?;
-        let wait = extra.deadline_wait.get_or_insert_with(|| {
+        let deadline = sup.deadline?;
+        let wait = sup.deadline_wait.get_or_insert_with(|| {
             #[cfg(not(workerpoolxt_loom))]
-            if let Some(deadlines) = &slot.shared.deadlines {
+            if let Some(deadlines) = &header.core.deadlines {
                 // Wakes this task once the deadline passed (at once if it
                 // has), which then reads the clock (`interrupted`).
                 return DeadlineWait::Registered(deadlines.register(deadline, cx.waker()));
             }
-            DeadlineWait::Sleep(slot.shared.sleep_until(deadline))
+            DeadlineWait::Sleep(header.core.sleep_until(deadline))
         });
         match wait {
             DeadlineWait::Sleep(sleep) => {
                 if Pin::new(sleep).poll(cx).is_ready() {
                     *this.deadline_passed = true;
-                    extra.deadline_wait = None;
+                    sup.deadline_wait = None;
                     return Some(Interrupt::TimedOut);
                 }
             }
@@ -770,56 +669,56 @@ impl<B: Body> Task<B> {
 
     fn interrupt(
         this: &mut Projected<'_, B>,
-        slot: &Slot,
+        header: &Header,
         cx: &mut Context<'_>,
         why: Interrupt,
     ) -> Step<B> {
-        if let Some(extra) = this.extra.as_mut() {
-            if let Some(ctx) = extra.ctx.as_ref() {
+        if let Some(sup) = this.supervision.as_mut() {
+            if let Some(ctx) = sup.ctx.as_ref() {
                 ctx.interrupt();
             }
-            extra.backoff_sleep = None;
+            sup.backoff_sleep = None;
         }
         let (err, how) = why.into_error();
         this.trace.interrupted(how);
         if *this.phase == Phase::Running && this.body.is_blocking() && attempt!(this).is_some() {
-            // A blocking closure cannot be stopped: resolve now, keep the slot
-            // until it returns. Counted as draining first (out of `running`
+            // A blocking closure cannot be stopped: resolve now, keep the header
+            // until it returns. Leaves as draining first (out of `running`
             // in the same step), so the ledger never shows it both running
             // and finished. (A running job is always counted in `running`:
             // it was counted as it started.)
             let counted = std::mem::take(this.counted_running);
             debug_assert!(counted, "a running job is counted in `running`");
-            slot.shared.drain_started();
+            header.core.drain_started();
             // Published now, while the task lives on: an interrupt carries
             // nothing, so it needs no room in the cell.
-            let f = Self::complete(this, slot, Err(err), how);
+            let f = Self::complete(this, header, Err(err), how);
             let code = f.code().expect("an interrupt carries nothing");
-            slot.publish(Some(code), f.record, f.how, Counted::Neither);
+            header.publish(Some(code), f.record, f.how, Leaves::Nothing);
             *this.phase = Phase::Draining;
-            return Self::drain(this, slot, cx);
+            return Self::drain(this, header, cx);
         }
         match attempt!(this).clear() {
-            Ok(()) => Self::finish(this, slot, Err(err), how),
-            Err(p) => Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked),
+            Ok(()) => Self::finish(this, header, Err(err), how),
+            Err(p) => Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked),
         }
     }
 
     /// Awaits an interrupted blocking closure to its end; its result (or
     /// panic) is dropped, the handle has resolved already.
-    fn drain(this: &mut Projected<'_, B>, slot: &Slot, cx: &mut Context<'_>) -> Step<B> {
+    fn drain(this: &mut Projected<'_, B>, header: &Header, cx: &mut Context<'_>) -> Step<B> {
         if let Some(a) = attempt!(this).into_pin_mut() {
             if let Ok(Poll::Pending) = catch_unwind(AssertUnwindSafe(|| a.poll(cx))) {
                 return Poll::Pending;
             }
         }
         let _ = attempt!(this).clear();
-        if let Some(p) = this.extra.as_mut().and_then(|e| e.fault.take()) {
+        if let Some(p) = this.supervision.as_mut().and_then(|e| e.fault.take()) {
             // The handle waited for the closure's end: it resolves now.
-            return Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked);
+            return Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked);
         }
         *this.phase = Phase::Done;
-        slot.shared.drain_ended();
+        header.core.drain_ended();
         Poll::Ready(None)
     }
 
@@ -828,20 +727,20 @@ impl<B: Body> Task<B> {
     /// at once, see `interrupt`).
     fn complete(
         this: &mut Projected<'_, B>,
-        slot: &Slot,
+        header: &Header,
         result: Result<B::Output, JobError<B::Error>>,
-        how: Final,
+        how: End,
     ) -> Finished<B> {
-        if let Some(extra) = this.extra.as_mut() {
-            extra.deadline_wait = None;
-            extra.token_wait = None;
-            extra.ctx_wait = None;
+        if let Some(sup) = this.supervision.as_mut() {
+            sup.deadline_wait = None;
+            sup.token_wait = None;
+            sup.ctx_wait = None;
         }
         let (record, clock_fault) = Self::record(
             *this.attempts,
             *this.started,
-            this.extra.as_mut().and_then(|e| e.expired_at.take()),
-            slot,
+            this.supervision.as_mut().and_then(|e| e.expired_at.take()),
+            header,
         );
         let carries_nothing = result.as_ref().err().and_then(ErrorCode::of).is_some();
         let (result, how) = match clock_fault {
@@ -851,7 +750,7 @@ impl<B: Body> Task<B> {
             // of zero.
             Some(p) if !carries_nothing => {
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(result)));
-                (Err(JobError::Panicked(p)), Final::Panicked)
+                (Err(JobError::Panicked(p)), End::Panicked)
             }
             _ => (result, how),
         };
@@ -860,17 +759,17 @@ impl<B: Body> Task<B> {
             result,
             record,
             how,
-            counted: Self::leaves(this.counted_running),
+            leaves: Self::leaves(this.counted_running),
         }
     }
 
     /// The gauge a started job leaves when it is published: `running`,
     /// unless it moved to `draining` already.
-    fn leaves(counted_running: &mut bool) -> Counted {
+    fn leaves(counted_running: &mut bool) -> Leaves {
         if std::mem::take(counted_running) {
-            Counted::Running
+            Leaves::Running
         } else {
-            Counted::Neither
+            Leaves::Nothing
         }
     }
 
@@ -884,20 +783,20 @@ impl<B: Body> Task<B> {
         attempts: u32,
         started: u64,
         expired_at: Option<Instant>,
-        slot: &Slot,
+        header: &Header,
     ) -> (Record, Option<Panic>) {
-        let shared = &slot.shared;
-        let (ended, fault) = match expired_at.map_or_else(|| shared.try_now(), Ok) {
+        let core = &header.core;
+        let (ended, fault) = match expired_at.map_or_else(|| core.try_now(), Ok) {
             Ok(now) => {
-                let ended = shared.since_epoch(now);
-                shared.leave_hint(now, ended);
+                let ended = core.since_epoch(now);
+                core.leave_hint(now, ended);
                 (ended, None)
             }
             Err(p) => (started, Some(p)),
         };
         let record = Record {
             attempts,
-            queued: started.saturating_sub(slot.submitted()),
+            queued: started.saturating_sub(header.submitted()),
             run: ended.saturating_sub(started),
         };
         (record, fault)
@@ -906,20 +805,20 @@ impl<B: Body> Task<B> {
     /// Ends the job after a panic of user code that the task called outside
     /// the attempt's own guard (see `poll_task`): `Panicked` with that
     /// panic. An async attempt is dropped first; a blocking closure is
-    /// awaited to its end first, since it cannot be stopped and the slot is
+    /// awaited to its end first, since it cannot be stopped and the header is
     /// its until then.
     fn fault(
         this: &mut Projected<'_, B>,
-        slot: &Slot,
+        header: &Header,
         cx: &mut Context<'_>,
         payload: Box<dyn std::any::Any + Send>,
     ) -> Step<B> {
         let p = Panic::from_payload(&*payload);
         let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
         this.trace.panicked(p.message());
-        if let Some(extra) = this.extra.as_mut() {
-            extra.backoff_sleep = None;
-            if let Some(ctx) = extra.ctx.as_ref() {
+        if let Some(sup) = this.supervision.as_mut() {
+            sup.backoff_sleep = None;
+            if let Some(ctx) = sup.ctx.as_ref() {
                 ctx.interrupt();
             }
         }
@@ -929,8 +828,8 @@ impl<B: Body> Task<B> {
                 let queued = *this.phase == Phase::Queued;
                 *this.phase = Phase::Done;
                 let _ = attempt!(this).clear();
-                if queued && slot.try_start() {
-                    let f = Finished::unstarted(slot, JobError::Panicked(p), Final::Panicked);
+                if queued && header.try_start() == Start::Won {
+                    let f = Finished::unstarted(header, JobError::Panicked(p), End::Panicked);
                     return Poll::Ready(Some(f));
                 }
                 Poll::Ready(None)
@@ -938,33 +837,33 @@ impl<B: Body> Task<B> {
             Phase::Starting => {
                 *this.phase = Phase::Done;
                 let _ = attempt!(this).clear();
-                let f = Finished::unstarted(slot, JobError::Panicked(p), Final::Panicked);
+                let f = Finished::unstarted(header, JobError::Panicked(p), End::Panicked);
                 Poll::Ready(Some(f))
             }
             Phase::Running if this.body.is_blocking() && attempt!(this).is_some() => {
-                extra(this.extra).fault = Some(p);
+                supervision(this.supervision).fault = Some(p);
                 *this.phase = Phase::Draining;
-                Self::drain(this, slot, cx)
+                Self::drain(this, header, cx)
             }
             Phase::Running | Phase::Backoff => {
                 let result = match attempt!(this).clear() {
                     Ok(()) => JobError::Panicked(p),
                     Err(dropped) => JobError::Panicked(dropped),
                 };
-                Self::finish(this, slot, Err(result), Final::Panicked)
+                Self::finish(this, header, Err(result), End::Panicked)
             }
             Phase::Draining => {
                 // A draining closure's poll catches its own panics, and its
-                // handle has resolved (or waits for `Extra::fault`): the
-                // closure is dropped, its slot freed.
+                // handle has resolved (or waits for `Supervision::fault`): the
+                // closure is dropped, its header freed.
                 let _ = attempt!(this).clear();
                 *this.phase = Phase::Done;
-                match this.extra.as_mut().and_then(|e| e.fault.take()) {
+                match this.supervision.as_mut().and_then(|e| e.fault.take()) {
                     Some(p) => {
-                        Self::finish(this, slot, Err(JobError::Panicked(p)), Final::Panicked)
+                        Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked)
                     }
                     None => {
-                        slot.shared.drain_ended();
+                        header.core.drain_ended();
                         Poll::Ready(None)
                     }
                 }
@@ -974,11 +873,11 @@ impl<B: Body> Task<B> {
 
     fn finish(
         this: &mut Projected<'_, B>,
-        slot: &Slot,
+        header: &Header,
         result: Result<B::Output, JobError<B::Error>>,
-        how: Final,
+        how: End,
     ) -> Step<B> {
-        let finished = Self::complete(this, slot, result, how);
+        let finished = Self::complete(this, header, result, how);
         *this.phase = Phase::Done;
         Poll::Ready(Some(finished))
     }

@@ -6,7 +6,7 @@
 mod imp {
     use std::time::Duration;
 
-    use crate::metrics::Final;
+    use crate::metrics::End;
 
     /// The span of one job.
     pub(crate) struct Trace(tracing::Span);
@@ -39,9 +39,9 @@ mod imp {
             tracing::debug!(parent: &self.0, attempt, ?delay, "job failed; retrying");
         }
 
-        pub(crate) fn interrupted(&self, how: Final) {
+        pub(crate) fn interrupted(&self, how: End) {
             match how {
-                Final::TimedOut => tracing::info!(parent: &self.0, "job timed out"),
+                End::TimedOut => tracing::info!(parent: &self.0, "job timed out"),
                 _ => tracing::info!(parent: &self.0, "job cancelled"),
             }
         }
@@ -50,7 +50,7 @@ mod imp {
             tracing::warn!(parent: &self.0, panic = message, "job panicked");
         }
 
-        pub(crate) fn finished(&self, how: Final) {
+        pub(crate) fn finished(&self, how: End) {
             self.0.record("outcome", how.label());
         }
     }
@@ -60,7 +60,7 @@ mod imp {
 mod imp {
     use std::time::Duration;
 
-    use crate::metrics::Final;
+    use crate::metrics::End;
 
     /// Nothing: the `tracing` feature is off.
     pub(crate) struct Trace;
@@ -75,9 +75,9 @@ mod imp {
         pub(crate) fn enter(&self) {}
         pub(crate) fn attempt(&self, _attempt: u32) {}
         pub(crate) fn retry(&self, _attempt: u32, _delay: Duration) {}
-        pub(crate) fn interrupted(&self, _how: Final) {}
+        pub(crate) fn interrupted(&self, _how: End) {}
         pub(crate) fn panicked(&self, _message: &str) {}
-        pub(crate) fn finished(&self, _how: Final) {}
+        pub(crate) fn finished(&self, _how: End) {}
     }
 }
 

@@ -1,7 +1,7 @@
 //! How a handle's cancel reaches the job it cancels while that job runs.
 //!
 //! A running job waits on its worker's waker. Rather than keep that waker in
-//! every job's slot (16 bytes per queued job, and a waker clone per job),
+//! every job's header (16 bytes per queued job, and a waker clone per job),
 //! each worker registers its waker in one [`Watch`] of its own, kept from job
 //! to job, with the job it is waiting in (its slot's address): a lock of
 //! that watch each time a job returns `Pending`, a clone only when the
@@ -9,7 +9,7 @@
 //! for that job and wakes its worker, which finds the job's `CANCEL` bit
 //! set: one lock per worker of the pool for the cancel, one wake-up, and no
 //! other job polled for nothing. A job that never waits registers nothing.
-//! (A slot's address is reused once its cell is freed: a watch left on an
+//! (A header's address is reused once its cell is freed: a watch left on an
 //! old job may get a wake-up meant for a new one at that address, which
 //! costs its worker one poll and loses nothing.)
 //!
@@ -32,7 +32,7 @@ pub(crate) struct Watch {
 
 struct Waiting {
     waker: Option<Waker>,
-    /// The job's slot address (0: none yet).
+    /// The job's header address (0: none yet).
     job: usize,
 }
 

@@ -19,10 +19,107 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::cell::QueueEntry;
+use crate::error::Panic;
 use crate::runtime::{clock_hint, current_job, BoxFuture, Sleep};
-use crate::shared::{wait_until, Shared, STOPPED};
-use crate::sync::{Arc, Ordering};
+use crate::shared::{Shared, STOPPED};
+use crate::sync::Arc;
 use crate::task::WorkerLocal;
+
+// ----- finding workers (the protocol of `src/scheduler.rs`) -----
+
+/// Queues a job whose place is reserved; gives it back if the pool stopped
+/// meanwhile. Finds a worker for it if no worker searches.
+pub(crate) fn push(shared: &Arc<Shared>, entry: QueueEntry) -> Result<(), QueueEntry> {
+    shared.queue.push(entry)?;
+    if shared.scheduler.nobody_searches() {
+        find_worker(shared);
+    }
+    Ok(())
+}
+
+/// Gets a worker to the queue: wakes a sleeping one, or starts one if there
+/// is room under `max_workers`. `true` if one was woken or started; either
+/// searches from then on.
+pub(crate) fn find_worker(shared: &Arc<Shared>) -> bool {
+    shared.scheduler.wake_one() || try_spawn(shared)
+}
+
+/// A searching worker stops searching (it took a job, or it goes to sleep,
+/// or it leaves). If it was the last searcher and jobs are still queued, it
+/// hands them over: another worker is woken or started for them. `true` if
+/// one was.
+fn hand_over(shared: &Arc<Shared>) -> bool {
+    shared.scheduler.stop_searching() && !shared.queue.is_empty() && find_worker(shared)
+}
+
+/// Starts a worker if there is room under `max_workers`; `false` if there
+/// was none or the spawner panicked.
+fn try_spawn(shared: &Arc<Shared>) -> bool {
+    shared.try_reserve_worker() && spawn_reserved(shared)
+}
+
+/// Starts a worker for a place already reserved; `false` if the spawner
+/// panicked.
+///
+/// The worker's future owns the reservation from here on: it gives it back
+/// when it ends or is dropped, polled or not, so a spawner that panics
+/// (dropping the future, or after spawning it) never gives it back twice.
+/// Its panic is caught here: the spawner runs on behalf of whichever thread
+/// happened to submit, stop or resize, and a panic there must not unwind
+/// through the pool's bookkeeping.
+fn spawn_reserved(shared: &Arc<Shared>) -> bool {
+    let worker = new(shared.clone());
+    match catch_unwind(AssertUnwindSafe(|| (shared.spawner)(worker))) {
+        Ok(()) => true,
+        Err(payload) => {
+            let fault = Panic::of_hook("the pool's spawner", &*payload);
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            spawner_failed(shared, &fault);
+            false
+        }
+    }
+}
+
+/// The spawner panicked. While no worker is left to run them, the queued
+/// jobs could only wait for the next submit that gets one; they end
+/// `Panicked` with the spawner's panic instead (the pool stays open, and
+/// the next submit tries the spawner again).
+fn spawner_failed(shared: &Shared, fault: &Panic) {
+    while shared.workers() == 0 {
+        match shared.queue.pop() {
+            Ok(entry) => entry.fail(fault.clone()),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Starts workers for the queued jobs, up to `max_workers` (the pool grew,
+/// or stops, or its last worker is gone), and wakes the sleeping ones.
+pub(crate) fn spawn_for_queue(shared: &Arc<Shared>) {
+    // Busy workers do not count: only sleeping ones can take a job now.
+    let mut needed = shared
+        .core()
+        .waiting()
+        .saturating_sub(shared.scheduler.idle());
+    while needed > 0 && shared.try_reserve_worker() {
+        // Looked at after reserving: a worker that took the last job and
+        // left meanwhile freed the place that was just reserved, and no
+        // worker is started for an empty queue.
+        if shared.queue.is_empty() {
+            shared.worker_gone();
+            break;
+        }
+        if !spawn_reserved(shared) {
+            break;
+        }
+        needed -= 1;
+    }
+    if shared.scheduler.idle() > 0 {
+        shared.scheduler.wake_all();
+    }
+}
+
+// ----- the worker -----
 
 /// A worker's place under `max_workers` (its reservation, `held`), and
 /// whether it counts as searching (`src/scheduler.rs`). Both are given back
@@ -42,7 +139,7 @@ impl Slot {
     /// (it was the last searcher, jobs were queued, and another worker was
     /// woken or started for them).
     fn stop_searching(&mut self) -> bool {
-        std::mem::take(&mut self.searching) && self.shared.stop_searching()
+        std::mem::take(&mut self.searching) && hand_over(&self.shared)
     }
 
     /// Searches the empty queue a while longer: it does already, or no other
@@ -76,9 +173,9 @@ impl Drop for Slot {
         // ever. (An open pool keeps them for its next worker: a spawner may
         // hold workers back on purpose, and `stop` ends them at the latest.)
         if last_worker && self.polled {
-            shared.spawn_for_queue();
+            spawn_for_queue(shared);
         } else if last_searcher {
-            shared.find_worker();
+            find_worker(shared);
         } else if last_worker && !shared.is_open() {
             shared.drop_queued();
         }
@@ -95,7 +192,7 @@ struct Busy<'a> {
 
 impl<'a> Busy<'a> {
     fn enter(shared: &'a Shared) -> Busy<'a> {
-        shared.busy.fetch_add(1, Ordering::SeqCst);
+        shared.busy_begins();
         Busy {
             shared,
             counted: true,
@@ -253,8 +350,8 @@ impl Worker {
         // Stops searching before the job's poll: the last searcher hands
         // what is still queued over to another worker.
         let handed_over = slot.stop_searching();
-        if shared.paused.load(Ordering::SeqCst) > 0 {
-            let ticket = shared.full_ticket(task.ticket());
+        if shared.is_paused() {
+            let ticket = shared.core().full_ticket(task.ticket());
             self.hold_while_paused(&mut busy, ticket).await;
         }
         if shared.state() == STOPPED {
@@ -294,7 +391,7 @@ impl Worker {
         while shared.holds_back(ticket) {
             self.fresh = false;
             let held = busy.hold(ticket);
-            wait_released(shared, ticket).await;
+            shared.released(ticket).await;
             held.release();
         }
     }
@@ -414,12 +511,9 @@ impl Worker {
 /// The idle timer, if the pool has an idle timeout (one too long to
 /// express, past the clock's range, never fires).
 fn idle_timer(shared: &Shared) -> Option<Sleep> {
-    let at = shared.now().checked_add(shared.idle_timeout?)?;
-    Some(shared.sleep_until(at))
-}
-
-async fn wait_released(shared: &Shared, ticket: usize) {
-    wait_until(&shared.unpaused, || !shared.holds_back(ticket)).await;
+    let core = shared.core();
+    let at = core.now().checked_add(shared.idle_timeout?)?;
+    Some(core.sleep_until(at))
 }
 
 #[derive(PartialEq, Eq)]

@@ -1,0 +1,272 @@
+//! What a running job sees ([`JobContext`]), the settings a task reads
+//! from its job (`JobMeta`), and how long it waits between attempts
+//! ([`Backoff`]).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::cancel::{CancelToken, Cancelled};
+use crate::header::Name;
+use crate::options::Options;
+use crate::sync::Arc;
+
+/// A job's settings, read by the task that runs it.
+pub(crate) struct JobMeta {
+    pub(crate) name: Option<Name>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) retry: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) options: Option<Options>,
+    pub(crate) token: Option<CancelToken>,
+}
+
+/// What a running [`Job`](crate::Job) knows about itself: workerpoolxt's per-job context.
+///
+/// Cheap to clone; `Send + Sync`. Each attempt gets its own, with its
+/// [`attempt`](Self::attempt) number.
+///
+/// Its [`token`](Self::token) is the job's own, linked to the job both
+/// ways: it is cancelled when the job is cancelled (by its handle, or by its
+/// [`Job::cancel_token`](crate::Job::cancel_token) if it has one, or else by the pool's token) and
+/// when its deadline passes; and cancelling it cancels this job, as its
+/// handle's [`cancel`](crate::ResultHandle::cancel) would (an async job is
+/// dropped, a blocking one's handle resolves at once), and nothing else:
+/// not the token the job was given, nor the pool's. Async jobs are dropped
+/// when cancelled anyway; blocking closures should check
+/// [`is_cancelled`](Self::is_cancelled) to stop early.
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt::{Job, Options, Pool};
+///
+/// struct Greeting(&'static str);
+///
+/// # futures_lite::future::block_on(async {
+/// let pool = Pool::builder()
+///     .max_workers(2)
+///     .default_options(Options::new().with(Greeting("hello")))
+///     .build();
+/// let job = Job::new(|ctx| async move {
+///     let greeting = ctx.options().get::<Greeting>().map_or("?", |g| g.0);
+///     Ok::<_, ()>(format!("{greeting} from {} #{}", ctx.name().unwrap_or("?"), ctx.attempt()))
+/// })
+/// .name("job-1");
+/// assert_eq!(pool.submit_job(job).await.unwrap(), "hello from job-1 #1");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct JobContext {
+    inner: Arc<CtxInner>,
+    attempt: u32,
+}
+
+struct CtxInner {
+    name: Option<Name>,
+    options: Options,
+    deadline: Option<Instant>,
+    /// The job's own token: cancelled by [`JobContext::interrupt`], and
+    /// watched by the job's task, which ends `Cancelled` when the job
+    /// cancels it itself.
+    token: CancelToken,
+}
+
+impl JobContext {
+    pub(crate) fn new(meta: &JobMeta, options: Options, deadline: Option<Instant>) -> JobContext {
+        JobContext {
+            inner: Arc::new(CtxInner {
+                name: meta.name.clone(),
+                options,
+                deadline,
+                token: CancelToken::new(),
+            }),
+            attempt: 0,
+        }
+    }
+
+    pub(crate) fn with_attempt(&self, attempt: u32) -> JobContext {
+        JobContext {
+            inner: self.inner.clone(),
+            attempt,
+        }
+    }
+
+    /// The job's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref().map(String::as_str)
+    }
+
+    /// This attempt's number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The job's options: its own, or else the pool's defaults, or else none.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// When the job times out, if it has a deadline or timeout.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// Whether the job has been cancelled or has timed out.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// A future that resolves when the job is cancelled or times out.
+    pub fn cancelled(&self) -> Cancelled {
+        self.token().cancelled()
+    }
+
+    /// The job's own token (see the type's docs). Give it to work the job
+    /// starts elsewhere so that it stops with the job; cancel it to cancel
+    /// the job from inside.
+    ///
+    /// ```
+    /// use workerpoolxt::{Job, JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let job = Job::new(|ctx| async move {
+    ///     ctx.token().cancel(); // gives up: the job ends here
+    ///     std::future::pending::<Result<(), ()>>().await
+    /// });
+    /// assert_eq!(pool.submit_job(job).await, Err(JobError::Cancelled));
+    /// # });
+    /// ```
+    pub fn token(&self) -> &CancelToken {
+        &self.inner.token
+    }
+
+    /// Whether the job's own token was cancelled (by the job, or by the
+    /// pool as it ended the job).
+    pub(crate) fn own_token_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// The job was cancelled or timed out: its token is cancelled.
+    pub(crate) fn interrupt(&self) {
+        self.inner.token.cancel();
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("name", &self.inner.name)
+            .field("attempt", &self.attempt)
+            .field("deadline", &self.inner.deadline)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a [`Job`](crate::Job) waits before each retry.
+///
+/// The default is workerpoolxt's: exponential from 500 ms, ×1.5 per retry,
+/// ±50 % jitter, capped at 60 s.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workerpoolxt::Backoff;
+///
+/// let b = Backoff::exponential(Duration::from_millis(100))
+///     .factor(2.0)
+///     .max(Duration::from_secs(1))
+///     .jitter(0.0);
+/// assert_eq!(b.delay(1), Duration::from_millis(100));
+/// assert_eq!(b.delay(2), Duration::from_millis(200));
+/// assert_eq!(b.delay(10), Duration::from_secs(1));
+/// assert_eq!(Backoff::none().delay(3), Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backoff {
+    initial: Duration,
+    factor: f64,
+    max: Duration,
+    jitter: f64,
+}
+
+impl Backoff {
+    /// Retry at once.
+    pub fn none() -> Backoff {
+        Backoff::fixed(Duration::ZERO)
+    }
+
+    /// Wait `delay` before every retry.
+    pub fn fixed(delay: Duration) -> Backoff {
+        Backoff {
+            initial: delay,
+            factor: 1.0,
+            max: delay,
+            jitter: 0.0,
+        }
+    }
+
+    /// Wait `initial` before the first retry, then ×1.5 each time (see
+    /// [`factor`](Self::factor)), capped at 60 s (see [`max`](Self::max)),
+    /// with ±50 % jitter (see [`jitter`](Self::jitter)).
+    pub fn exponential(initial: Duration) -> Backoff {
+        Backoff {
+            initial,
+            factor: 1.5,
+            max: Duration::from_secs(60),
+            jitter: 0.5,
+        }
+    }
+
+    /// The growth per retry (values below 1, or not finite, count as 1).
+    pub fn factor(mut self, factor: f64) -> Backoff {
+        self.factor = if factor.is_finite() && factor >= 1.0 {
+            factor
+        } else {
+            1.0
+        };
+        self
+    }
+
+    /// The longest wait, before jitter.
+    pub fn max(mut self, max: Duration) -> Backoff {
+        self.max = max;
+        self
+    }
+
+    /// The random spread: each wait is multiplied by a factor drawn from
+    /// `1 - jitter ..= 1 + jitter` (clamped to `0..=1`).
+    pub fn jitter(mut self, jitter: f64) -> Backoff {
+        self.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// The wait before retry number `retry` (1 for the first retry).
+    pub fn delay(&self, retry: u32) -> Duration {
+        if self.initial.is_zero() {
+            return Duration::ZERO;
+        }
+        let exp = retry.saturating_sub(1).min(1_000) as i32;
+        let base = self.initial.as_secs_f64() * self.factor.powi(exp);
+        let capped = base.min(self.max.as_secs_f64());
+        let spread = if self.jitter > 0.0 {
+            1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0)
+        } else {
+            1.0
+        };
+        Duration::try_from_secs_f64(capped * spread).unwrap_or(self.max)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::exponential(Duration::from_millis(500))
+    }
+}

@@ -1,0 +1,325 @@
+//! What a job and its handle share with the pool, apart from the queue and
+//! the workers: the pool's clock, its ledger (how many jobs are queued,
+//! running, draining and finished: the metrics), the defaults a job starts
+//! with, and where a running job is woken from (its worker's watch, the
+//! pool's deadline timer).
+//!
+//! Every job's header holds the pool's `Core` (`src/header.rs`), so a
+//! handle can still read and count after the pool is gone.
+//!
+//! The ledger's counts:
+//! - `waiting = enqueued - dequeued`: jobs in the queue that have not left
+//!   it. Submitters count `enqueued` (on their own cache line) as they
+//!   reserve a place; whoever takes a job out (a worker starting it, its
+//!   handle cancelling it, a stop dropping it) counts `dequeued`, exactly
+//!   once (see `Header::try_start`).
+//! - `running`: jobs started whose handles have not resolved; `draining`:
+//!   blocking closures whose handles resolved but which still run. Busy
+//!   slots are `draining + running`, both halves of one word (`slots`), so
+//!   a reader never counts a slot twice as it passes from a draining
+//!   closure to its worker's next job. `running` is counted after
+//!   `dequeued`, so a reader that reads `running` before `waiting` never
+//!   sees one job in both.
+//! - one final counter per way a job ends (`metrics::End`), counted before
+//!   the job leaves its gauge, so `submitted = waiting + running + finished`
+//!   never runs short.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, EventListener};
+
+use crate::cancel::CancelToken;
+#[cfg(not(workerpoolxt_loom))]
+use crate::deadlines::Deadlines;
+use crate::error::Panic;
+use crate::metrics::{Counters, End, Metrics};
+use crate::options::Options;
+use crate::runtime::{clock_hint, SharedClock, Sleep};
+#[cfg(not(workerpoolxt_loom))]
+use crate::sync::Arc;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, Padded};
+use crate::watch::Watchers;
+
+/// `Core::slots`: `draining` in the high 32 bits, `running` in the low 32
+/// (each at most the live workers, far below 2³²).
+const DRAINING_SHIFT: u32 = 32;
+const DRAINING_ONE: u64 = 1 << DRAINING_SHIFT;
+const RUNNING_MASK: u64 = DRAINING_ONE - 1;
+
+pub(crate) struct Core {
+    clock: SharedClock,
+    /// `true` when `clock` is the system clock (read without a virtual call).
+    system_clock: bool,
+    /// Jobs keep their times as nanoseconds since this instant (8 bytes
+    /// instead of 16).
+    epoch: Instant,
+    /// A bounded queue's capacity.
+    capacity: Option<usize>,
+    /// Places reserved in the queue: written by submitters only.
+    enqueued: Padded<AtomicUsize>,
+    /// Jobs taken out of the queue: written by whoever takes one out.
+    dequeued: Padded<AtomicUsize>,
+    /// The busy slots (see the module docs).
+    slots: Padded<AtomicU64>,
+    counters: Counters,
+    /// A job left a bounded queue (room for a waiting submit).
+    room: Event,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) default_options: Option<Options>,
+    /// The pool's token: the token of every job without one of its own.
+    pub(crate) token: CancelToken,
+    /// The workers' wakers, for cancels of running jobs (`src/watch.rs`).
+    pub(crate) watchers: Watchers,
+    /// The running jobs' deadlines under one timer (system clock only).
+    #[cfg(not(workerpoolxt_loom))]
+    pub(crate) deadlines: Option<Arc<Deadlines>>,
+}
+
+/// What a [`Core`] is made from (the builder's settings).
+pub(crate) struct CoreConfig {
+    pub(crate) clock: SharedClock,
+    pub(crate) system_clock: bool,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) default_options: Option<Options>,
+    pub(crate) token: CancelToken,
+}
+
+impl Core {
+    pub(crate) fn new(c: CoreConfig) -> Core {
+        let epoch = if c.system_clock {
+            Instant::now()
+        } else {
+            c.clock.now()
+        };
+        Core {
+            clock: c.clock,
+            system_clock: c.system_clock,
+            epoch,
+            capacity: c.capacity,
+            enqueued: Padded(AtomicUsize::new(0)),
+            dequeued: Padded(AtomicUsize::new(0)),
+            slots: Padded(AtomicU64::new(0)),
+            counters: Counters::default(),
+            room: Event::new(),
+            default_timeout: c.default_timeout,
+            default_options: c.default_options,
+            token: c.token,
+            watchers: Watchers::default(),
+            #[cfg(not(workerpoolxt_loom))]
+            deadlines: c.system_clock.then(Deadlines::new),
+        }
+    }
+
+    /// The pool (this core's address): for the clock hint and
+    /// `current_job`.
+    pub(crate) fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    // ----- the clock -----
+
+    pub(crate) fn now(&self) -> Instant {
+        if self.system_clock {
+            Instant::now()
+        } else {
+            self.clock.now()
+        }
+    }
+
+    /// [`now`](Self::now), with a panic of the user's clock caught: for the
+    /// places where a panic has nowhere to go (the end of a job, a stop).
+    pub(crate) fn try_now(&self) -> Result<Instant, Panic> {
+        if self.system_clock {
+            return Ok(Instant::now());
+        }
+        catch_unwind(AssertUnwindSafe(|| self.clock.now())).map_err(|payload| {
+            let p = Panic::of_hook("the pool's clock", &*payload);
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            p
+        })
+    }
+
+    /// A sleep until `deadline` on the pool's clock.
+    pub(crate) fn sleep_until(&self, deadline: Instant) -> Sleep {
+        if self.system_clock {
+            Sleep::Timer(async_io::Timer::at(deadline))
+        } else {
+            Sleep::Other(self.clock.sleep_until(deadline))
+        }
+    }
+
+    /// `t` in nanoseconds since the pool's epoch (0 for earlier times).
+    pub(crate) fn since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// The time in nanoseconds since the pool's epoch.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.since_epoch(self.now())
+    }
+
+    /// The start of a job's run, as a reading and in ns since the epoch: the
+    /// worker's reading at the end of the job before, if it left one
+    /// (`clock_hint`; converted already if it was this pool's), or now.
+    pub(crate) fn start_time(&self) -> (Instant, u64) {
+        let now = if self.system_clock {
+            match clock_hint::take() {
+                Some((now, ns, pool)) if pool == self.id() => return (now, ns),
+                Some((now, _, _)) => now,
+                None => Instant::now(),
+            }
+        } else {
+            self.clock.now()
+        };
+        (now, self.since_epoch(now))
+    }
+
+    /// Leaves `now` (`ns` since the epoch) for the next job this thread
+    /// starts, if the clock is the system's (another clock may not move
+    /// between two readings of the same instant).
+    pub(crate) fn leave_hint(&self, now: Instant, ns: u64) {
+        if self.system_clock {
+            clock_hint::set((now, ns, self.id()));
+        }
+    }
+
+    // ----- the ledger -----
+
+    /// Reserves a place in the queue and returns its ticket (the job's
+    /// position in submission order), or `None` if a bounded queue is full.
+    pub(crate) fn reserve_place(&self) -> Option<usize> {
+        let Some(cap) = self.capacity else {
+            return Some(self.enqueued.fetch_add(1, Ordering::SeqCst));
+        };
+        let mut n = self.enqueued.load(Ordering::SeqCst);
+        loop {
+            // `dequeued` only grows meanwhile: the check errs on the side of
+            // "full", never past the capacity. `n` may be older than
+            // `dequeued`: never below zero.
+            if n.saturating_sub(self.dequeued.load(Ordering::SeqCst)) >= cap {
+                return None;
+            }
+            match self
+                .enqueued
+                .compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Some(n),
+                Err(actual) => n = actual,
+            }
+        }
+    }
+
+    /// The ticket the next place reserved will get.
+    pub(crate) fn next_ticket(&self) -> usize {
+        self.enqueued.load(Ordering::SeqCst)
+    }
+
+    /// The whole ticket of a queued job from the low 32 bits its header
+    /// keeps (`Header::ticket`): the latest ticket handed out, less the
+    /// distance between the two in 32 bits. Exact while fewer than 2³² jobs
+    /// were submitted since this one, which holds for any job still queued
+    /// or held by a pause (those later jobs are queued behind it, and 2³² of
+    /// them would need hundreds of GiB).
+    pub(crate) fn full_ticket(&self, low: u32) -> usize {
+        let latest = self.next_ticket().wrapping_sub(1);
+        latest.wrapping_sub((latest as u32).wrapping_sub(low) as usize)
+    }
+
+    /// Jobs queued and not taken out yet.
+    pub(crate) fn waiting(&self) -> usize {
+        // `enqueued` first: reading it before `dequeued` can only miss jobs
+        // that arrive meanwhile, never count jobs that left, so the result
+        // never exceeds the true count (nor a bounded queue's capacity). A
+        // job counted out after the first read makes the difference
+        // negative: that reads as zero.
+        let queued = self.enqueued.load(Ordering::SeqCst);
+        queued.saturating_sub(self.dequeued.load(Ordering::SeqCst))
+    }
+
+    /// A job left the queue (started, cancelled or dropped unstarted).
+    pub(crate) fn left_queue(&self) {
+        self.dequeued.fetch_add(1, Ordering::SeqCst);
+        if self.capacity.is_some() {
+            self.room.notify_additional(1);
+        }
+    }
+
+    /// Listens for room in a bounded queue (a job left it, or the pool
+    /// stops).
+    pub(crate) fn listen_for_room(&self) -> EventListener {
+        self.room.listen()
+    }
+
+    /// Wakes every submit that waits for room (the pool stops).
+    pub(crate) fn no_more_room(&self) {
+        self.room.notify(usize::MAX);
+    }
+
+    /// A job was taken out of the queue by a worker and started.
+    pub(crate) fn job_started(&self) {
+        self.slots.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A started job is about to resolve its handle (its async body is
+    /// gone).
+    pub(crate) fn job_ended(&self) {
+        self.slots.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// An interrupted blocking closure resolves its handle but keeps its
+    /// slot until it returns: out of `running` and into `draining`, in one
+    /// step.
+    pub(crate) fn drain_started(&self) {
+        self.slots.fetch_add(DRAINING_ONE - 1, Ordering::SeqCst);
+    }
+
+    /// A draining closure returned (or its task was dropped): its slot is
+    /// free.
+    pub(crate) fn drain_ended(&self) {
+        self.slots.fetch_sub(DRAINING_ONE, Ordering::SeqCst);
+    }
+
+    /// `running` and `draining` (see `slots`), read at one instant.
+    pub(crate) fn running_and_draining(&self) -> (usize, usize) {
+        let slots = self.slots.load(Ordering::SeqCst);
+        (
+            (slots & RUNNING_MASK) as usize,
+            (slots >> DRAINING_SHIFT) as usize,
+        )
+    }
+
+    /// Busy slots: running jobs and draining closures, read at one instant,
+    /// so never more than the workers that hold them (`max_workers`).
+    pub(crate) fn busy_slots(&self) -> usize {
+        let (running, draining) = self.running_and_draining();
+        running + draining
+    }
+
+    /// A job ended this way (its final counter).
+    pub(crate) fn count(&self, end: End) {
+        self.counters.count(end);
+    }
+
+    /// A submission was refused before it got a place in the queue.
+    pub(crate) fn count_refused(&self) {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job starts an attempt after its first.
+    pub(crate) fn count_retry(&self) {
+        self.counters.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        // `running` before `waiting`: see the module docs.
+        let (running, draining) = self.running_and_draining();
+        self.counters.snapshot(
+            self.waiting() as u64,
+            running as u64,
+            draining as u64,
+            || self.enqueued.load(Ordering::SeqCst) as u64,
+        )
+    }
+}
