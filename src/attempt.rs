@@ -4,7 +4,7 @@
 //! A queued plain job is mostly its task, and a task mostly its attempt (the
 //! submitted future). `Option<F>` of an `async` block takes 8 bytes more
 //! than the block (the compiler finds no niche in it), which would put every
-//! queued job's cell in the next size class of the allocator (benchmark W5).
+//! queued job's cell in the next size class of the allocator.
 //! So the task keeps whether it holds an attempt among its other flags, and
 //! the attempt here, and [`Attempt`] puts the two back together.
 #![allow(unsafe_code)]

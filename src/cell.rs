@@ -12,8 +12,7 @@
 //! and the result in the same bytes, one after the other, as `async-task`
 //! does with a future and its output: a submit costs one allocation, a
 //! queued job no more than its task, and the allocation is usually freed by
-//! the thread that made it (the handle's). Benchmarks W1 and W5
-//! (`benches/compare.rs`) are where this shows.
+//! the thread that made it (the handle's).
 //!
 //! The cell has exactly two owners, its [`QueueEntry`] and its
 //! [`ResultHandle`](crate::ResultHandle) (through a [`HandleRef`]): two bits
@@ -526,8 +525,8 @@ impl<T, E> Drop for HandleRef<T, E> {
     }
 }
 
-/// What a queued job costs: the memory budget is a feature (W5 of the
-/// benchmarks), so a field that grows these sizes shows here first. (The
+/// What a queued job costs: the memory a queued job takes is a promise of
+/// the crate (README), so a field that grows these sizes shows here first. (The
 /// `tracing` feature adds a span to every task.)
 #[cfg(all(test, target_pointer_width = "64", not(feature = "tracing")))]
 mod sizes {
@@ -558,7 +557,7 @@ mod sizes {
         assert!(size_of::<Task<OnceFuture<Ready>>>() <= 40);
         // One allocation per job, with no `Arc` header, no mutex, and the
         // result where the task was: 104 bytes, a 112-byte chunk for glibc's
-        // malloc (was 160, a 176-byte chunk). W5's job, `async move { i }`:
+        // malloc. A job that captures one number, `async move { i }`:
         assert!(size_of::<super::TaskCell<OnceFuture<Ready>>>() <= 104);
         let i = 7u64;
         let w5 = cell_of(&async move { i });

@@ -4,7 +4,7 @@
 //! the reactor's ordered map, and another operation to take it out again.
 //! With a timer per job, a pool running a thousand jobs with a timeout adds
 //! thousands of operations per millisecond and makes the reactor's bounded
-//! queue overflow into its lock (`BENCHMARKS.md`, W3). Instead, the pool keeps
+//! queue overflow into its lock. Instead, the pool keeps
 //! its jobs' deadlines in a heap under a lock, and one `async-io` timer armed
 //! for the earliest of them. When it fires (on whichever thread drives the
 //! reactor), the jobs whose deadline passed are woken and the timer is armed
