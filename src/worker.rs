@@ -280,6 +280,9 @@ struct Worker {
     timer_works: bool,
     /// Jobs run since the worker last gave its thread back to the executor.
     streak: u32,
+    /// Looks at an empty queue left before the worker sleeps (see
+    /// `search_a_while`); full again once it takes a job or wakes.
+    search_left: u32,
     /// Whether the worker comes straight from a job that ended in the poll
     /// that is still running (see `clock_hint`).
     fresh: bool,
@@ -304,6 +307,7 @@ async fn run(mut slot: Slot) {
         worked: false,
         timer_works: true,
         streak: 0,
+        search_left: SEARCH_YIELDS,
         fresh: false,
         local: WorkerLocal::default(),
     };
@@ -350,6 +354,7 @@ impl Worker {
         // Stops searching before the job's poll: the last searcher hands
         // what is still queued over to another worker.
         let handed_over = slot.stop_searching();
+        self.search_left = SEARCH_YIELDS;
         if shared.is_paused() {
             let ticket = shared.core().full_ticket(task.ticket());
             self.hold_while_paused(&mut busy, ticket).await;
@@ -426,12 +431,18 @@ impl Worker {
     /// between looks, if this worker searches already or no other does.
     /// `true` if a job came (or the pool is stopping): the worker still
     /// searches, and taking the job stops its search.
+    ///
+    /// The looks are counted from the last job this worker took
+    /// (`search_left`): a searcher that keeps seeing jobs that other workers
+    /// take first gives up after as many looks as one that sees none, so it
+    /// does not spin on an executor thread the working workers need.
     async fn search_a_while(&mut self, slot: &mut Slot) -> bool {
         let shared = &self.shared;
         if shared.too_many_workers() || !slot.try_search() {
             return false;
         }
-        for _ in 0..SEARCH_YIELDS {
+        while self.search_left > 0 {
+            self.search_left -= 1;
             futures_lite::future::yield_now().await;
             if !shared.queue.is_empty() || shared.queue.is_closed() {
                 return true;
@@ -461,6 +472,7 @@ impl Worker {
                 // Woken to search (see `src/scheduler.rs`).
                 sleep.woken_for_work();
                 slot.searching = true;
+                self.search_left = SEARCH_YIELDS;
                 return AfterSleep::Look;
             }
             Woke::TimerPanicked => {
