@@ -152,3 +152,46 @@ impl Drop for Sleep<'_> {
         self.scheduler.idle.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod tests {
+    use super::Scheduler;
+
+    /// Searchers are counted: a worker started or woken for work always
+    /// searches, one that looks at an empty queue only if no other does,
+    /// and the last one to stop is told so (it hands the queue over).
+    #[test]
+    fn searchers_are_counted_and_the_last_to_stop_knows_it() {
+        let s = Scheduler::new();
+        assert!(s.nobody_searches());
+        assert!(s.try_start_searching(), "no one searched");
+        assert!(!s.nobody_searches());
+        assert!(!s.try_start_searching(), "one voluntary searcher at a time");
+        s.start_searching();
+        assert!(!s.stop_searching(), "another still searches");
+        assert!(!s.nobody_searches());
+        assert!(s.stop_searching(), "the last one");
+        assert!(s.nobody_searches());
+        assert!(s.try_start_searching(), "free again");
+    }
+
+    /// A wake-up goes to a sleeper, if one sleeps; a sleeper counts until
+    /// its `Sleep` is dropped, and one woken for work counts as searching.
+    #[test]
+    fn a_wake_up_goes_to_a_sleeper_only() {
+        let s = Scheduler::new();
+        assert!(!s.wake_one(), "no one sleeps: the caller starts a worker");
+        let mut sleep = s.sleep();
+        assert_eq!(s.idle(), 1);
+        let listener = sleep.listener();
+        assert!(s.wake_one());
+        assert!(s.wake_one(), "a wake-up in flight counts");
+        futures_lite::future::block_on(listener);
+        sleep.woken_for_work();
+        assert_eq!(s.idle(), 0);
+        assert!(!s.nobody_searches(), "woken for work: it searches");
+        assert!(s.stop_searching());
+        drop(s.sleep());
+        assert_eq!(s.idle(), 0, "a sleep dropped is no sleeper");
+    }
+}
