@@ -648,6 +648,17 @@ fn workers_pool(
     (pool, spawned)
 }
 
+/// A job that holds its thread in its one poll (as a long computation
+/// would) until `done` is set, then returns 1.
+fn holds_its_thread_until(done: Arc<AtomicBool>) -> impl Future<Output = u32> + Send + 'static {
+    std::future::poll_fn(move |_| {
+        while !done.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        Poll::Ready(1u32)
+    })
+}
+
 /// Waits (yielding to the other threads) until the pool has spawned a
 /// worker, and takes it.
 fn next_worker(spawned: &std::sync::Mutex<Vec<BoxFuture<()>>>) -> BoxFuture<()> {
@@ -673,13 +684,7 @@ fn loom_searcher_hands_the_queue_over() {
         let (pool, spawned) = workers_pool(2);
         let b_done = Arc::new(AtomicBool::new(false));
         let done = b_done.clone();
-        let mut a = pool.submit(std::future::poll_fn(move |_| {
-            // Holds the thread (as a long computation would) until B ran.
-            while !done.load(Ordering::SeqCst) {
-                thread::yield_now();
-            }
-            Poll::Ready(1u32)
-        }));
+        let mut a = pool.submit(holds_its_thread_until(done));
         let mut first = next_worker(&spawned);
         // The first worker runs until the pool stops (at the end).
         let runner = thread::spawn(move || drive(&mut first));
@@ -709,12 +714,7 @@ fn loom_resize_starts_a_worker_beside_a_held_thread() {
         let (pool, spawned) = workers_pool(1);
         let b_done = Arc::new(AtomicBool::new(false));
         let done = b_done.clone();
-        let mut a = pool.submit(std::future::poll_fn(move |_| {
-            while !done.load(Ordering::SeqCst) {
-                thread::yield_now();
-            }
-            Poll::Ready(1u32)
-        }));
+        let mut a = pool.submit(holds_its_thread_until(done));
         let done = b_done.clone();
         let mut b = pool.submit(async move {
             done.store(true, Ordering::SeqCst);

@@ -124,17 +124,7 @@ where
             futures_lite::future::block_on(body(rt))
         }))),
         Rt::TokioMulti | Rt::TokioCurrent => {
-            let runtime = if rt == Rt::TokioMulti {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-            } else {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-            }
-            .expect("tokio runtime");
+            let runtime = rt.tokio_runtime();
             report(catch_unwind(AssertUnwindSafe(|| {
                 runtime.block_on(async { body(rt).await })
             })));
@@ -829,19 +819,12 @@ mod tokio_runtime_goes_away {
 fn runtime_goes_away(multi: bool) {
     quiet_faults();
     let _dog = Watchdog::new(format!("tokio_runtime_goes_away multi={multi}"), HANG_LIMIT);
-    let runtime = || {
-        if multi {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
-        .expect("tokio runtime")
+    let flavour = if multi {
+        Rt::TokioMulti
+    } else {
+        Rt::TokioCurrent
     };
+    let runtime = || flavour.tokio_runtime();
     let pool_on = |rt: &tokio::runtime::Runtime, max: usize| {
         let handle = rt.handle().clone();
         Pool::builder()

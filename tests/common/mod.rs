@@ -32,6 +32,22 @@ pub enum Rt {
 }
 
 impl Rt {
+    /// The tokio runtime of `TokioMulti` (2 worker threads) or
+    /// `TokioCurrent`, with every driver enabled.
+    pub fn tokio_runtime(self) -> tokio::runtime::Runtime {
+        if self == Rt::TokioMulti {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .expect("tokio runtime")
+    }
+
     /// Runs `body` on this runtime with a `Pool::builder()` already wired to
     /// it (spawner and timer). Aborts the process if it takes longer than
     /// [`HANG_LIMIT`].
@@ -44,17 +60,7 @@ impl Rt {
         match self {
             Rt::None => futures_lite::future::block_on(body(Pool::builder())),
             Rt::TokioMulti | Rt::TokioCurrent => {
-                let rt = if self == Rt::TokioMulti {
-                    tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(2)
-                        .enable_all()
-                        .build()
-                } else {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                }
-                .expect("tokio runtime");
+                let rt = self.tokio_runtime();
                 rt.block_on(async {
                     let handle = tokio::runtime::Handle::current();
                     let b = Pool::builder()
