@@ -1,5 +1,5 @@
-//! A job's header, its task and then its result, in one allocation behind the
-//! header that the queue links. The crate's `unsafe` is here, in
+//! A job's header, its task and then its result, in one allocation that
+//! starts with the `Link` the queue links. The crate's `unsafe` is here, in
 //! `src/queue.rs` (the links), in the header's lock bit and waker union
 //! (`src/header.rs`), and in the attempt's store (`src/attempt.rs`, and the
 //! `attempt!` macro of `src/task.rs` that reaches it).

@@ -3,12 +3,14 @@
 //! ([`Backoff`]).
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::cancel::{CancelToken, Cancelled};
+use crate::core::Core;
 use crate::header::Name;
 use crate::options::Options;
-use crate::sync::Arc;
+use crate::sync::{fence, Arc, AtomicBool, Ordering};
 
 /// A job's settings, read by the task that runs it.
 pub(crate) struct JobMeta {
@@ -66,20 +68,39 @@ struct CtxInner {
     name: Option<Name>,
     options: Options,
     deadline: Option<Instant>,
-    /// The job's own token: cancelled by [`JobContext::interrupt`], and
-    /// watched by the job's task, which ends `Cancelled` when the job
-    /// cancels it itself.
-    token: CancelToken,
+    /// Set when the job is interrupted (cancelled or timed out).
+    interrupted: AtomicBool,
+    /// The job's own token, made when first asked for (most jobs never
+    /// ask): cancelled by [`JobContext::interrupt`], or at once if made
+    /// after it; watched by the job's task once made, which ends the job
+    /// `Cancelled` when the job cancels it itself.
+    token: OnceLock<CancelToken>,
+    /// Where the job's worker waits: the pool's core (its watches) and the
+    /// job (its header's address). Making the token wakes that worker, so
+    /// that a job waiting already starts watching it.
+    core: Arc<Core>,
+    job: usize,
 }
 
 impl JobContext {
-    pub(crate) fn new(meta: &JobMeta, options: Options, deadline: Option<Instant>) -> JobContext {
+    /// The context of the job `job` (its header's address) of the pool
+    /// whose core is `core`.
+    pub(crate) fn new(
+        meta: &JobMeta,
+        options: Options,
+        deadline: Option<Instant>,
+        core: &Arc<Core>,
+        job: usize,
+    ) -> JobContext {
         JobContext {
             inner: Arc::new(CtxInner {
                 name: meta.name.clone(),
                 options,
                 deadline,
-                token: CancelToken::new(),
+                interrupted: AtomicBool::new(false),
+                token: OnceLock::new(),
+                core: core.clone(),
+                job,
             }),
             attempt: 0,
         }
@@ -114,7 +135,8 @@ impl JobContext {
 
     /// Whether the job has been cancelled or has timed out.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.token.is_cancelled()
+        self.inner.interrupted.load(Ordering::SeqCst)
+            || self.made_token().is_some_and(CancelToken::is_cancelled)
     }
 
     /// A future that resolves when the job is cancelled or times out.
@@ -139,18 +161,41 @@ impl JobContext {
     /// # });
     /// ```
     pub fn token(&self) -> &CancelToken {
-        &self.inner.token
+        let inner = &*self.inner;
+        let mut made = false;
+        let token = inner.token.get_or_init(|| {
+            made = true;
+            CancelToken::new()
+        });
+        // Pairs with the fence in `interrupt`: either it sees this token, or
+        // this sees its flag (or both; cancelling twice is harmless).
+        fence(Ordering::SeqCst);
+        if inner.interrupted.load(Ordering::SeqCst) {
+            token.cancel();
+        }
+        if made {
+            // The job may be waiting already, without watching a token that
+            // did not exist: its worker polls it again and starts watching
+            // (it registers its waker before it looks for the token; see
+            // `src/watch.rs`).
+            inner.core.watchers.wake(inner.job);
+        }
+        token
     }
 
-    /// Whether the job's own token was cancelled (by the job, or by the
-    /// pool as it ended the job).
-    pub(crate) fn own_token_cancelled(&self) -> bool {
-        self.inner.token.is_cancelled()
+    /// The job's own token, if it was made (`token`).
+    pub(crate) fn made_token(&self) -> Option<&CancelToken> {
+        self.inner.token.get()
     }
 
-    /// The job was cancelled or timed out: its token is cancelled.
+    /// The job was cancelled or timed out: its token (if it was made) is
+    /// cancelled, and one made later starts cancelled.
     pub(crate) fn interrupt(&self) {
-        self.inner.token.cancel();
+        self.inner.interrupted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if let Some(token) = self.made_token() {
+            token.cancel();
+        }
     }
 }
 

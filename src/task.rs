@@ -12,7 +12,7 @@
 //! - an async attempt that is interrupted is **dropped before** the handle
 //!   resolves, so `Cancelled`/`TimedOut` means its destructors have run;
 //! - a blocking attempt that is interrupted resolves the handle at once and
-//!   is then awaited to its end (`Draining`), so the worker, the header, stays
+//!   is then awaited to its end (`Draining`), so the worker (the slot) stays
 //!   busy until the closure returns;
 //! - no attempt starts after the handle has resolved;
 //! - the whole task (the body, what it captured, its timers) is dropped
@@ -78,12 +78,12 @@ impl Interrupt {
 }
 
 /// The task's attempt, from its projection: `Pin<&mut Option<_>>` as
-/// [`Attempt`] (the flag and the header are only changed through it).
+/// [`Attempt`] (the flag and the store are only changed through it).
 macro_rules! attempt {
     ($this:expr) => {{
         #[allow(unsafe_code)]
         // SAFETY: `has_attempt` is the flag of `attempt`, kept by `Attempt`
-        // alone (set in `Task::new` from the header's own answer).
+        // alone (set in `Task::new` from the store's own answer).
         unsafe {
             Attempt::new(&mut *$this.has_attempt, $this.attempt.as_mut())
         }
@@ -396,7 +396,7 @@ impl<B: Body> Task<B> {
         if deadline.is_some() || meta.is_some() {
             let ctx = meta.map(|m| {
                 let options = m.options.clone().or_else(|| core.default_options.clone());
-                JobContext::new(m, options.unwrap_or_default(), deadline)
+                JobContext::new(m, options.unwrap_or_default(), deadline, core, header.id())
             });
             *this.supervision = Some(Box::new(Supervision {
                 deadline,
@@ -587,8 +587,8 @@ impl<B: Body> Task<B> {
             || this
                 .supervision
                 .as_ref()
-                .and_then(|e| e.ctx.as_ref())
-                .is_some_and(JobContext::own_token_cancelled)
+                .and_then(|e| e.ctx.as_ref()?.made_token())
+                .is_some_and(CancelToken::is_cancelled)
         {
             return Some(Interrupt::Cancelled);
         }
@@ -636,9 +636,11 @@ impl<B: Body> Task<B> {
             return Some(Interrupt::Cancelled);
         }
         let sup = this.supervision.as_mut()?;
-        if let Some(ctx) = sup.ctx.as_ref() {
-            // The job cancels itself through its context's token.
-            let wait = sup.ctx_wait.get_or_insert_with(|| ctx.token().cancelled());
+        // The job cancels itself through its context's token, once the job
+        // has made it (the worker was registered above, before this look:
+        // making the token wakes it, see `JobContext::token`).
+        if let Some(token) = sup.ctx.as_ref().and_then(JobContext::made_token) {
+            let wait = sup.ctx_wait.get_or_insert_with(|| token.cancelled());
             if Pin::new(wait).poll(cx).is_ready() {
                 return Some(Interrupt::Cancelled);
             }
@@ -682,8 +684,8 @@ impl<B: Body> Task<B> {
         let (err, how) = why.into_error();
         this.trace.interrupted(how);
         if *this.phase == Phase::Running && this.body.is_blocking() && attempt!(this).is_some() {
-            // A blocking closure cannot be stopped: resolve now, keep the header
-            // until it returns. Leaves as draining first (out of `running`
+            // A blocking closure cannot be stopped: resolve now, keep the slot
+            // until it returns. Counted as draining first (out of `running`
             // in the same step), so the ledger never shows it both running
             // and finished. (A running job is always counted in `running`:
             // it was counted as it started.)
@@ -805,7 +807,7 @@ impl<B: Body> Task<B> {
     /// Ends the job after a panic of user code that the task called outside
     /// the attempt's own guard (see `poll_task`): `Panicked` with that
     /// panic. An async attempt is dropped first; a blocking closure is
-    /// awaited to its end first, since it cannot be stopped and the header is
+    /// awaited to its end first, since it cannot be stopped and the slot is
     /// its until then.
     fn fault(
         this: &mut Projected<'_, B>,
@@ -855,7 +857,7 @@ impl<B: Body> Task<B> {
             Phase::Draining => {
                 // A draining closure's poll catches its own panics, and its
                 // handle has resolved (or waits for `Supervision::fault`): the
-                // closure is dropped, its header freed.
+                // closure is dropped, its slot freed.
                 let _ = attempt!(this).clear();
                 *this.phase = Phase::Done;
                 match this.supervision.as_mut().and_then(|e| e.fault.take()) {

@@ -1132,6 +1132,35 @@ rt_case!(
         );
         pool_recovers(&pool).await;
 
+        // Async, its context handed out: the token is made and cancelled on
+        // another thread only after the job waits (the job's worker must
+        // start watching a token that did not exist when it last looked).
+        let pool = builder_on(rt).max_workers(2).build();
+        let (ctx_tx, ctx_rx) = async_channel::bounded::<JobContext>(1);
+        let mut h = pool.submit_job(Job::new(move |ctx: JobContext| {
+            let ctx_tx = ctx_tx.clone();
+            async move {
+                ctx_tx.send(ctx).await.expect("the test listens");
+                std::future::pending::<()>().await;
+                Ok::<_, ()>(())
+            }
+        }));
+        let ctx = within(LIMIT, ctx_rx.recv())
+            .await
+            .expect("the job started")
+            .expect("the job sent its context");
+        // Lets the job go on to wait (if it has not yet, the job finds the
+        // token itself: the case the fault's first part covers).
+        settle().await;
+        ctx.token().cancel();
+        assert_eq!(
+            resolved(&mut h, "a job whose handed-out token was cancelled").await,
+            Err(JobError::Cancelled)
+        );
+        assert!(ctx.is_cancelled());
+        drop(ctx);
+        pool_recovers(&pool).await;
+
         // Blocking: it resolves Cancelled while the closure still runs.
         let pool = builder_on(rt).max_workers(2).build();
         let release = Latch::new();
