@@ -86,8 +86,7 @@ impl<'a, A> Attempt<'a, A> {
     /// Drops the attempt, if there is one, catching a panic of its
     /// destructor.
     pub(crate) fn clear(self) -> Result<(), Panic> {
-        catch_unwind(AssertUnwindSafe(|| self.drop_in_place()))
-            .map_err(|payload| Panic::from_payload(&*payload))
+        catch_unwind(AssertUnwindSafe(|| self.drop_in_place())).map_err(Panic::caught)
     }
 
     /// Drops the attempt, if there is one; a panic of its destructor goes on.

@@ -134,11 +134,8 @@ impl Core {
         if self.system_clock {
             return Ok(Instant::now());
         }
-        catch_unwind(AssertUnwindSafe(|| self.clock.now())).map_err(|payload| {
-            let p = Panic::of_hook("the pool's clock", &*payload);
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-            p
-        })
+        catch_unwind(AssertUnwindSafe(|| self.clock.now()))
+            .map_err(|payload| Panic::caught_in("the pool's clock", payload))
     }
 
     /// A sleep until `deadline` on the pool's clock.

@@ -132,6 +132,17 @@ pub struct Panic {
     message: Box<String>,
 }
 
+/// Drops what a `catch_unwind` caught, containing a panic of the payload's
+/// own `Drop` (whose payload, a panic within a panic, is leaked rather than
+/// dropped in turn).
+pub(crate) fn discard(payload: Box<dyn Any + Send>) {
+    if let Err(nested) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        drop(payload);
+    })) {
+        std::mem::forget(nested);
+    }
+}
+
 impl Panic {
     pub(crate) fn from_payload(payload: &(dyn Any + Send)) -> Panic {
         let message: &str = if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -146,10 +157,18 @@ impl Panic {
         }
     }
 
-    /// A panic of user code that the pool called on a job's behalf, outside
-    /// the job (`what` names that code), with the panic's own message.
-    pub(crate) fn of_hook(what: &str, payload: &(dyn Any + Send)) -> Panic {
-        let inner = Panic::from_payload(payload);
+    /// The panic that a `catch_unwind` caught, its payload dropped (see
+    /// [`discard`]).
+    pub(crate) fn caught(payload: Box<dyn Any + Send>) -> Panic {
+        let p = Panic::from_payload(&*payload);
+        discard(payload);
+        p
+    }
+
+    /// [`caught`](Self::caught), from user code that the pool called on a
+    /// job's behalf outside the job: `what` names that code in the message.
+    pub(crate) fn caught_in(what: &str, payload: Box<dyn Any + Send>) -> Panic {
+        let inner = Panic::caught(payload);
         Panic {
             message: Box::new(format!("{what} panicked: {}", inner.message)),
         }

@@ -442,8 +442,7 @@ impl<B: Body> Task<B> {
             }
             Ok(Poll::Ready(Err(e))) => return Self::failed(this, header, cx, e),
             Err(payload) => {
-                let p = Panic::from_payload(&*payload);
-                drop(payload);
+                let p = Panic::caught(payload);
                 let _ = attempt!(this).clear();
                 this.trace.panicked(p.message());
                 Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked)
@@ -565,7 +564,7 @@ impl<B: Body> Task<B> {
             )),
             Err(payload) => {
                 *this.attempts += 1;
-                let p = Panic::from_payload(&*payload);
+                let p = Panic::caught(payload);
                 Some(Self::finish(
                     this,
                     header,
@@ -815,8 +814,7 @@ impl<B: Body> Task<B> {
         cx: &mut Context<'_>,
         payload: Box<dyn std::any::Any + Send>,
     ) -> Step<B> {
-        let p = Panic::from_payload(&*payload);
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        let p = Panic::caught(payload);
         this.trace.panicked(p.message());
         if let Some(sup) = this.supervision.as_mut() {
             sup.backoff_sleep = None;

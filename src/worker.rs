@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::cell::QueueEntry;
-use crate::error::Panic;
+use crate::error::{discard, Panic};
 use crate::runtime::{clock_hint, current_job, BoxFuture, Sleep};
 use crate::shared::{Shared, STOPPED};
 use crate::sync::Arc;
@@ -72,9 +72,7 @@ fn spawn_reserved(shared: &Arc<Shared>) -> bool {
     match catch_unwind(AssertUnwindSafe(|| (shared.spawner)(worker))) {
         Ok(()) => true,
         Err(payload) => {
-            let fault = Panic::of_hook("the pool's spawner", &*payload);
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-            spawner_failed(shared, &fault);
+            spawner_failed(shared, &Panic::caught_in("the pool's spawner", payload));
             false
         }
     }
@@ -514,7 +512,7 @@ impl Worker {
             }
             Err(payload) => {
                 self.timer_works = false;
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                discard(payload);
             }
         }
     }
@@ -554,7 +552,7 @@ impl Future for IdleWait<'_> {
                 Ok(Poll::Ready(())) => return Poll::Ready(Woke::Timeout),
                 Ok(Poll::Pending) => {}
                 Err(payload) => {
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                    discard(payload);
                     return Poll::Ready(Woke::TimerPanicked);
                 }
             }
