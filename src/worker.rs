@@ -267,9 +267,9 @@ pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
     }))
 }
 
-/// What a worker keeps across its jobs and idle spells.
+/// What a worker keeps across its jobs and idle spells (its pool's state
+/// is its slot's, lent to each step).
 struct Worker {
-    shared: Arc<Shared>,
     /// The idle timer, armed once per idle period: when it fires, the worker
     /// leaves only if it ran no job since it was armed (`worked`).
     idle_timer: Option<Sleep>,
@@ -300,7 +300,6 @@ enum AfterSleep {
 async fn run(mut slot: Slot) {
     slot.polled = true;
     let mut worker = Worker {
-        shared: slot.shared.clone(),
         idle_timer: None,
         worked: false,
         timer_works: true,
@@ -317,7 +316,7 @@ async fn run(mut slot: Slot) {
             slot.held = false;
             return;
         }
-        if worker.take_and_run(&mut slot).await {
+        if worker.take_and_run(&shared, &mut slot).await {
             continue;
         }
         if shared.queue.is_closed() && shared.queue.is_empty() {
@@ -325,12 +324,12 @@ async fn run(mut slot: Slot) {
             return;
         }
         worker.fresh = false;
-        if worker.search_a_while(&mut slot).await {
+        if worker.search_a_while(&shared, &mut slot).await {
             continue;
         }
         // Hands over a job that came just now if no one else searches.
         slot.stop_searching();
-        if let AfterSleep::Leave = worker.sleep(&mut slot).await {
+        if let AfterSleep::Leave = worker.sleep(&shared, &mut slot).await {
             return;
         }
     }
@@ -339,13 +338,12 @@ async fn run(mut slot: Slot) {
 impl Worker {
     /// Takes the next job, if one is queued, and runs it; `false` if there
     /// was none.
-    async fn take_and_run(&mut self, slot: &mut Slot) -> bool {
-        let shared = self.shared.clone();
+    async fn take_and_run(&mut self, shared: &Shared, slot: &mut Slot) -> bool {
         if shared.queue.is_empty() {
             return false;
         }
         // Counted busy before it looks at the pause (see `shared`).
-        let mut busy = Busy::enter(&shared);
+        let mut busy = Busy::enter(shared);
         let Ok(task) = shared.queue.pop() else {
             return false;
         };
@@ -355,7 +353,7 @@ impl Worker {
         self.search_left = SEARCH_YIELDS;
         if shared.is_paused() {
             let ticket = shared.core().full_ticket(task.ticket());
-            self.hold_while_paused(&mut busy, ticket).await;
+            self.hold_while_paused(shared, &mut busy, ticket).await;
         }
         if shared.state() == STOPPED {
             // Popped during a stop: dropping it resolves it `Stopped`.
@@ -368,7 +366,7 @@ impl Worker {
                 self.fresh = false;
                 futures_lite::future::yield_now().await;
             }
-            self.run_job(task).await;
+            self.run_job(shared, task).await;
         }
         drop(busy);
         self.worked = true;
@@ -389,8 +387,7 @@ impl Worker {
     /// (unstarted, still counted as waiting) until it ends. (Its whole
     /// ticket is worked out only while paused: that reads a line every
     /// submit writes.)
-    async fn hold_while_paused(&mut self, busy: &mut Busy<'_>, ticket: usize) {
-        let shared = &*self.shared;
+    async fn hold_while_paused(&mut self, shared: &Shared, busy: &mut Busy<'_>, ticket: usize) {
         while shared.holds_back(ticket) {
             self.fresh = false;
             let held = busy.hold(ticket);
@@ -401,9 +398,9 @@ impl Worker {
 
     /// Runs one job to its end, polled inline as part of the worker's own
     /// future, marked as this pool's job (`current_job`).
-    async fn run_job(&mut self, mut task: QueueEntry) {
+    async fn run_job(&mut self, shared: &Shared, mut task: QueueEntry) {
         let job = current_job::InJob {
-            pool: self.shared.id(),
+            pool: shared.id(),
             blocking: false,
         };
         // The clock reading at the end of the last job is the start of this
@@ -434,8 +431,7 @@ impl Worker {
     /// (`search_left`): a searcher that keeps seeing jobs that other workers
     /// take first gives up after as many looks as one that sees none, so it
     /// does not spin on an executor thread the working workers need.
-    async fn search_a_while(&mut self, slot: &mut Slot) -> bool {
-        let shared = &self.shared;
+    async fn search_a_while(&mut self, shared: &Shared, slot: &mut Slot) -> bool {
         if shared.too_many_workers() || !slot.try_search() {
             return false;
         }
@@ -452,14 +448,13 @@ impl Worker {
 
     /// Sleeps until a job comes, the pool stops or shrinks, or the idle
     /// timeout passes.
-    async fn sleep(&mut self, slot: &mut Slot) -> AfterSleep {
-        let shared = self.shared.clone();
+    async fn sleep(&mut self, shared: &Shared, slot: &mut Slot) -> AfterSleep {
         self.streak = 0;
         let mut sleep = shared.scheduler.sleep();
         if !shared.queue.is_empty() || shared.queue.is_closed() || shared.too_many_workers() {
             return AfterSleep::Look;
         }
-        self.arm_idle_timer();
+        self.arm_idle_timer(shared);
         let woke = IdleWait {
             listener: sleep.listener(),
             timer: self.idle_timer.as_mut(),
@@ -501,11 +496,11 @@ impl Worker {
     /// timeout and none is armed. A clock or timer that panics here leaves
     /// the worker without an idle timeout (it stays until the pool stops or
     /// shrinks): the panic is contained, not taken for a reason to leave.
-    fn arm_idle_timer(&mut self) {
+    fn arm_idle_timer(&mut self, shared: &Shared) {
         if self.idle_timer.is_some() || !self.timer_works {
             return;
         }
-        match catch_unwind(AssertUnwindSafe(|| idle_timer(&self.shared))) {
+        match catch_unwind(AssertUnwindSafe(|| idle_timer(shared))) {
             Ok(timer) => {
                 self.worked = false;
                 self.idle_timer = timer;
