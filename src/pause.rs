@@ -8,11 +8,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use event_listener::EventListener;
 use futures_core::future::FusedFuture;
 
 use crate::runtime::current_job;
-use crate::shared::Shared;
+use crate::shared::{Listening, Shared};
 use crate::sync::Arc;
 
 /// What a pause waits for next.
@@ -35,7 +34,7 @@ impl Pause {
                 holder: false,
                 holds_all: false,
             }),
-            listener: None,
+            listening: Listening::default(),
         }
     }
 }
@@ -74,7 +73,7 @@ impl Drop for PauseState {
 pub struct Pause {
     /// `None` once resolved (moved into the guard).
     state: Option<PauseState>,
-    listener: Option<EventListener>,
+    listening: Listening,
 }
 
 impl Future for Pause {
@@ -104,7 +103,7 @@ impl Future for Pause {
             } else if !state.holder {
                 if shared.try_hold_pause() {
                     state.holder = true;
-                    this.listener = None;
+                    this.listening.stop();
                     continue;
                 }
                 // Another guard holds the pause: wait for its end.
@@ -116,24 +115,16 @@ impl Future for Pause {
                 Some(Wait::Quiet)
             };
             let Some(event) = event else {
-                this.listener = None;
+                this.listening.stop();
                 let state = this.state.take().expect("checked above");
                 return Poll::Ready(PauseGuard { _state: state });
             };
-            // Listen, then check again before waiting (no lost wake-up).
-            match this.listener.as_mut() {
-                None => {
-                    this.listener = Some(match event {
-                        Wait::Unpaused => shared.listen_unpaused(),
-                        Wait::Quiet => shared.listen_quiet(),
-                    })
-                }
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.listener = None;
-                }
+            let listen = || match event {
+                Wait::Unpaused => shared.listen_unpaused(),
+                Wait::Quiet => shared.listen_quiet(),
+            };
+            if this.listening.wait(cx, listen).is_pending() {
+                return Poll::Pending;
             }
         }
     }

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use event_listener::EventListener;
 use futures_core::future::FusedFuture;
 
 use crate::body::{Body, OkFuture, OnceBlocking, OnceFuture};
@@ -26,7 +25,7 @@ use crate::pause::Pause;
 use crate::runtime::{
     self, current_job, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock,
 };
-use crate::shared::{Shared, DRAINING, STOPPED};
+use crate::shared::{Listening, Shared, DRAINING, STOPPED};
 use crate::state::{ErrorCode, ENTRY_REF, HANDLE_REF};
 use crate::sync::Arc;
 use crate::task::Task;
@@ -656,7 +655,7 @@ impl fmt::Debug for Pool {
 #[must_use = "futures do nothing unless you .await or poll them (the stop has begun regardless)"]
 pub struct Stop {
     shared: Arc<Shared>,
-    listener: Option<EventListener>,
+    listening: Listening,
     /// Counted in `Shared::stops_inside`: polled inside a job of this pool.
     inside: bool,
     done: bool,
@@ -666,7 +665,7 @@ impl Stop {
     fn new(shared: Arc<Shared>) -> Stop {
         Stop {
             shared,
-            listener: None,
+            listening: Listening::default(),
             inside: false,
             done: false,
         }
@@ -702,19 +701,17 @@ impl Future for Stop {
         loop {
             if this.shared.stops_resolved(this.inside) {
                 this.done = true;
-                this.listener = None;
+                this.listening.stop();
                 this.leave_inside();
                 return Poll::Ready(());
             }
-            // Listen, then check again before waiting (no lost wake-up).
-            match this.listener.as_mut() {
-                None => this.listener = Some(this.shared.listen_quiet()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.listener = None;
-                }
+            let shared = &this.shared;
+            if this
+                .listening
+                .wait(cx, || shared.listen_quiet())
+                .is_pending()
+            {
+                return Poll::Pending;
             }
         }
     }
@@ -743,7 +740,7 @@ pub struct SubmitWait<I, T, E = std::convert::Infallible> {
     input: Option<I>,
     name: Option<Name>,
     enqueue: Enqueue<I, T, E>,
-    listener: Option<EventListener>,
+    listening: Listening,
 }
 
 type Enqueue<I, T, E> = fn(&Pool, I, Option<Name>, Place) -> ResultHandle<T, E>;
@@ -758,7 +755,7 @@ impl<I, T, E> SubmitWait<I, T, E> {
             input: Some(input),
             name,
             enqueue,
-            listener: None,
+            listening: Listening::default(),
         }
     }
 }
@@ -785,14 +782,12 @@ impl<I, T, E> Future for SubmitWait<I, T, E> {
                 return Poll::Ready(Ok((this.enqueue)(&this.pool, input, name, place)));
             }
             this.input = Some(input);
-            match this.listener.as_mut() {
-                None => this.listener = Some(shared.core().listen_for_room()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.listener = None;
-                }
+            if this
+                .listening
+                .wait(cx, || shared.core().listen_for_room())
+                .is_pending()
+            {
+                return Poll::Pending;
             }
         }
     }

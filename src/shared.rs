@@ -126,10 +126,10 @@ impl Shared {
     }
 
     /// Moves to `DRAINING` or `STOPPED` (never back), closes the queue, and
-    /// ends what is queued if stopped. Returns the state before. The caller
-    /// starts workers for what is left (`worker::spawn_for_queue`).
-    pub(crate) fn begin_stop(&self, to: u8) -> u8 {
-        let before = self.state.fetch_max(to, Ordering::SeqCst);
+    /// ends what is queued if stopped. The caller starts workers for what
+    /// is left (`worker::spawn_for_queue`).
+    pub(crate) fn begin_stop(&self, to: u8) {
+        self.state.fetch_max(to, Ordering::SeqCst);
         self.queue.close();
         if to == STOPPED {
             // Queued jobs never start; dropping a task resolves its handle.
@@ -139,7 +139,6 @@ impl Shared {
         self.scheduler.wake_all();
         self.unpaused.notify(usize::MAX);
         self.core.no_more_room();
-        before
     }
 
     /// Ends every queued job unstarted: dropping an entry resolves its
@@ -375,6 +374,41 @@ impl Shared {
     pub(crate) fn release_hold(&self) {
         self.hold_all.fetch_sub(1, Ordering::SeqCst);
         self.unpaused.notify(usize::MAX);
+    }
+}
+
+/// The wait of a future written by hand for a condition of the pool: what
+/// [`wait_until`] does, one poll at a time. The future checks its
+/// condition, and while it does not hold calls [`wait`](Self::wait), which
+/// listens first (the future checks again) and waits for the event after
+/// (the future checks again once it is notified): no lost wake-up.
+#[derive(Default)]
+pub(crate) struct Listening(Option<EventListener>);
+
+impl Listening {
+    /// Listens for the event `listen` gives, or waits for the one listened
+    /// to; `Ready`: check the condition again.
+    pub(crate) fn wait(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        listen: impl FnOnce() -> EventListener,
+    ) -> std::task::Poll<()> {
+        use std::future::Future;
+        match self.0.as_mut() {
+            None => self.0 = Some(listen()),
+            Some(l) => {
+                if std::pin::Pin::new(l).poll(cx).is_pending() {
+                    return std::task::Poll::Pending;
+                }
+                self.0 = None;
+            }
+        }
+        std::task::Poll::Ready(())
+    }
+
+    /// Stops listening (the condition changed, or the wait is over).
+    pub(crate) fn stop(&mut self) {
+        self.0 = None;
     }
 }
 
