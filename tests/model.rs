@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use workerpoolxt::{Job, JobError, Pool, ResultHandle, Stop};
 
 // ---------------------------------------------------------------------------
@@ -401,28 +400,6 @@ impl<T: Send, E: Send> DynHandle for ResultHandle<T, E> {
     }
 }
 
-/// Counts values owned by jobs that are still alive.
-#[derive(Clone, Default)]
-struct Owned(Arc<AtomicUsize>);
-
-struct OwnedValue(Owned, #[allow(dead_code)] Box<u64>);
-
-impl Owned {
-    fn value(&self) -> OwnedValue {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        OwnedValue(self.clone(), Box::new(7))
-    }
-    fn alive(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for OwnedValue {
-    fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 struct Real {
     clock: ManualClock,
     pool: Option<Pool>,
@@ -641,15 +618,6 @@ async fn run_case(max: usize, idle_exit: bool, ops: &[Op]) {
         handles: Vec::new(),
         stops: Vec::new(),
     };
-    // Opens every latch when a check fails, so no closure stays blocked.
-    struct OpenOnPanic(Vec<Latch>);
-    impl Drop for OpenOnPanic {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                self.0.iter().for_each(Latch::open);
-            }
-        }
-    }
     let mut model = Model::new(max);
     for (n, op) in ops.iter().enumerate() {
         let step = format!("step {n} {op:?}");
@@ -801,10 +769,6 @@ async fn run_case(max: usize, idle_exit: bool, ops: &[Op]) {
     assert!(gauge.max() >= model.max_firm && gauge.max() <= model.max_upper);
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 // Random operation sequences keep the pool and the sequential model in step:
 // bound reached and never exceeded, handles resolve as the model says, FIFO
 // starts, metrics exact, stops wait for bodies, nothing leaks or hangs.
@@ -822,18 +786,8 @@ fn pool_follows_the_sequential_model() {
             Duration::from_secs(300)
         },
     );
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        // WPXT_SHRINK=0 fails at once (mutation testing); shrinking a failure
-        // costs up to LIMIT per step.
-        max_shrink_iters: env_u64("WPXT_SHRINK").unwrap_or(64) as u32,
-        ..Config::default()
-    };
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    // Shrinking a failure costs up to LIMIT per step.
+    let mut runner = seeded_runner(cases, seed, 64);
     let steps = Arc::new(AtomicUsize::new(0));
     let counted = steps.clone();
     let strategy = (

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use workerpoolxt::{Backoff, BoxFuture, Clock, Job, JobError, Pool, ResultHandle};
 
 /// Where a fault is injected.
@@ -149,25 +148,6 @@ fn executor() -> &'static async_executor::Executor<'static> {
         }
     });
     ex
-}
-
-/// Counts values owned by jobs that are still alive.
-#[derive(Clone, Default)]
-struct Owned(Arc<AtomicUsize>);
-
-struct OwnedValue(Owned);
-
-impl Owned {
-    fn value(&self) -> OwnedValue {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        OwnedValue(self.clone())
-    }
-}
-
-impl Drop for OwnedValue {
-    fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 struct Case {
@@ -321,14 +301,6 @@ async fn run_case(max: usize, idle_exit: bool, ops: &[Op]) {
         handles: Vec::new(),
         max_ever: max,
     };
-    struct OpenOnPanic(Vec<Latch>);
-    impl Drop for OpenOnPanic {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                self.0.iter().for_each(Latch::open);
-            }
-        }
-    }
     let mut stops = Vec::new();
     for (n, op) in ops.iter().enumerate() {
         let step = format!("step {n} {op:?}");
@@ -405,7 +377,7 @@ async fn run_case(max: usize, idle_exit: bool, ops: &[Op]) {
     }
     drop(case.handles);
     let t0 = Instant::now();
-    while case.owned.0.load(Ordering::SeqCst) > 0 || case.gauge.now() > 0 {
+    while case.owned.alive() > 0 || case.gauge.now() > 0 {
         assert!(
             t0.elapsed() < LIMIT,
             "job values still alive after the stop"
@@ -413,10 +385,6 @@ async fn run_case(max: usize, idle_exit: bool, ops: &[Op]) {
         std::thread::yield_now();
         futures_lite::future::yield_now().await;
     }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -428,16 +396,7 @@ fn faults_in_user_hooks_keep_every_invariant() {
         "faults_in_user_hooks_keep_every_invariant".into(),
         Duration::from_secs(300),
     );
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_iters: env_u64("WPXT_SHRINK").unwrap_or(32) as u32,
-        ..Config::default()
-    };
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let mut runner = seeded_runner(cases, seed, 32);
     let strategy = (
         1usize..=3,
         any::<bool>(),

@@ -27,10 +27,6 @@ use workerpoolxt::{
 
 const MAX: usize = 8;
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 fn jobs() -> usize {
     let deep = std::env::var_os("WPXT_DEEP").is_some();
     env_u64("WPXT_STRESS_N").map_or(if deep { 1_000_000 } else { 100_000 }, |n| n as usize)
@@ -117,21 +113,6 @@ impl<T: Send + 'static, E: Send + 'static> Kept for ResultHandle<T, E> {
 }
 
 /// Counts the values jobs own that are still alive.
-#[derive(Clone, Default)]
-struct Owned(Arc<AtomicUsize>);
-struct OwnedValue(Owned, #[allow(dead_code)] Box<u32>);
-impl Owned {
-    fn value(&self) -> OwnedValue {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        OwnedValue(self.clone(), Box::new(1))
-    }
-}
-impl Drop for OwnedValue {
-    fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 struct Ctx {
     gauge: Gauge,
     owned: Owned,
@@ -401,11 +382,11 @@ async fn stress(b: Builder) {
     // Nothing leaks once the pool is stopped and the handles are gone.
     drop(pool);
     let t1 = Instant::now();
-    while c.owned.0.load(Ordering::SeqCst) > 0 || c.gauge.now() > 0 {
+    while c.owned.alive() > 0 || c.gauge.now() > 0 {
         assert!(
             t1.elapsed() < Duration::from_secs(10),
             "leak: {} values alive",
-            c.owned.0.load(Ordering::SeqCst)
+            c.owned.alive()
         );
         futures_lite::future::yield_now().await;
     }

@@ -577,3 +577,63 @@ pub fn blocker(gauge: &Gauge, latch: &Latch) -> impl Future<Output = ()> + Send 
         latch.wait().await;
     }
 }
+
+/// Counts values owned by jobs that are still alive: a job holds an
+/// [`OwnedValue`] (which owns a `Box`, so a leak or a double drop shows in
+/// sanitizers and miri) until it is dropped.
+#[derive(Clone, Default)]
+pub struct Owned(pub Arc<AtomicUsize>);
+
+/// One value a job owns; its `Owned` counts it until it is dropped.
+pub struct OwnedValue(pub Owned, #[allow(dead_code)] Box<u64>);
+
+impl Owned {
+    pub fn value(&self) -> OwnedValue {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        OwnedValue(self.clone(), Box::new(7))
+    }
+
+    /// Values still alive.
+    pub fn alive(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for OwnedValue {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Opens every latch when a check fails (dropped while panicking), so no
+/// job stays blocked on one after the test gave up.
+pub struct OpenOnPanic(pub Vec<Latch>);
+
+impl Drop for OpenOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.iter().for_each(Latch::open);
+        }
+    }
+}
+
+/// A number from the environment (`WPXT_CASES`, `WPXT_SEED`, ...), if set.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// A property-test runner that runs `cases` cases from `seed` (the same
+/// sequence on every run), shrinking a failure for at most `shrink` steps
+/// (`WPXT_SHRINK` overrides it: 0 fails at once, for mutation testing).
+pub fn seeded_runner(cases: u32, seed: u64, shrink: u32) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: env_u64("WPXT_SHRINK").map_or(shrink, |n| n as u32),
+        ..Config::default()
+    };
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+}
