@@ -1247,48 +1247,12 @@ rt_case!(wait_inside_a_job, Run::OwnThread, |rt: Rt| async move {
 // then returns its value; `stop_wait()` inside a job waits for the queued
 // job too; two jobs each awaiting `stop()` both resolve. `pause()` inside a
 // job panics at once (it would wait for its own job), and later jobs run.
-rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
-    // stop(): after the other job, before its own end.
-    let pool = builder_on(rt).max_workers(2).build();
-    let events = Events::default();
-    let (gauge, latch) = (Gauge::new(), Latch::new());
-    let _release = OpenOnDrop(latch.clone());
-    let mut other = {
-        let (g, l, e) = (gauge.clone(), latch.clone(), events.clone());
-        pool.submit(async move {
-            let _in = g.enter();
-            l.wait().await;
-            e.push("other job ends");
-        })
-    };
-    assert!(
-        within(LIMIT, gauge.until(|g| g.now() >= 1)).await.is_some(),
-        "the other job did not start"
-    );
-    let mut stopper = {
-        let (p, e) = (pool.clone(), events.clone());
-        pool.submit(async move {
-            p.stop().await;
-            e.push("stop inside returns");
-            "stopper"
-        })
-    };
-    eventually("the job called stop()", || pool.is_stopped()).await;
-    settle().await;
-    assert!(
-        !stopper.is_finished(),
-        "stop() inside a job resolved while another job ran"
-    );
-    latch.open();
-    assert_eq!(
-        resolved(&mut stopper, "the job awaiting stop()").await,
-        Ok("stopper")
-    );
-    assert_eq!(resolved(&mut other, "the other job").await, Ok(()));
-    assert_eq!(events.get(), ["other job ends", "stop inside returns"]);
-    pool_ends(&pool).await;
-
-    // stop_wait(): after the other job and the queued one.
+/// A job awaits its own pool's `stop()` (or, `drain`, `stop_wait()`) while
+/// another job runs on a latch and a third is queued: the stop inside
+/// resolves only after the other job ended (and, draining, the queued one
+/// ran; stopping, it resolves `Stopped`), and then the job returns.
+async fn a_stop_inside_a_job_waits_for_the_others(rt: Rt, drain: bool) {
+    let what = if drain { "stop_wait()" } else { "stop()" };
     let pool = builder_on(rt).max_workers(2).build();
     let events = Events::default();
     let (gauge, latch, go) = (Gauge::new(), Latch::new(), Latch::new());
@@ -1306,8 +1270,12 @@ rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
         pool.submit(async move {
             let _in = g.enter();
             go.wait().await;
-            p.stop_wait().await;
-            e.push("stop_wait inside returns");
+            if drain {
+                p.stop_wait().await;
+            } else {
+                p.stop().await;
+            }
+            e.push("stop inside returns");
             "stopper"
         })
     };
@@ -1324,28 +1292,37 @@ rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
     };
     assert_eq!(pool.waiting(), 1);
     go.open();
-    eventually("the job called stop_wait()", || pool.is_stopped()).await;
+    eventually(&format!("the job called {what}"), || pool.is_stopped()).await;
     settle().await;
     assert!(
         !stopper.is_finished(),
-        "stop_wait() inside a job resolved while another job ran"
+        "{what} inside a job resolved while another job ran"
     );
     latch.open();
     assert_eq!(
-        resolved(&mut stopper, "the job awaiting stop_wait()").await,
+        resolved(&mut stopper, &format!("the job awaiting {what}")).await,
         Ok("stopper")
     );
     assert_eq!(resolved(&mut other, "the other job").await, Ok(()));
-    assert_eq!(resolved(&mut queued, "the queued job").await, Ok(3));
-    assert_eq!(
-        events.get(),
-        [
-            "other job ends",
-            "queued job runs",
-            "stop_wait inside returns"
-        ]
-    );
+    let (queued_ends, order): (_, &[&str]) = if drain {
+        (
+            Ok(3),
+            &["other job ends", "queued job runs", "stop inside returns"],
+        )
+    } else {
+        (
+            Err(JobError::Stopped),
+            &["other job ends", "stop inside returns"],
+        )
+    };
+    assert_eq!(resolved(&mut queued, "the queued job").await, queued_ends);
+    assert_eq!(events.get(), order);
     pool_ends(&pool).await;
+}
+
+rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
+    a_stop_inside_a_job_waits_for_the_others(rt, false).await;
+    a_stop_inside_a_job_waits_for_the_others(rt, true).await;
 
     // Two jobs awaiting stop(), called once both run.
     let pool = builder_on(rt).max_workers(2).build();
