@@ -206,8 +206,7 @@ def w7_table(cells):
     lines.append("|" + "---|" * (head.count("|") - 1))
     for c in present:
         cell = cells[(w, c)]
-        name = f"**{c}**" if c in OURS else c
-        rss = fmt(statistics.median(cell.rss) / 1024, 1) if cell.rss else "—"
+        name, rss = name_and_rss(c, cell)
         if cell.na is not None:
             lines.append(f"| {name} | n/a | | | | | {rss} | n/a: {cell.na} |")
             continue
@@ -219,6 +218,13 @@ def w7_table(cells):
         )
     lines.append("")
     return lines
+
+
+def name_and_rss(c, cell):
+    """A table row's contender (ours in bold) and its median peak RSS in MiB."""
+    name = f"**{c}**" if c in OURS else c
+    rss = fmt(statistics.median(cell.rss) / 1024, 1) if cell.rss else "—"
+    return name, rss
 
 
 def workload_table(w, cells):
@@ -252,8 +258,7 @@ def workload_table(w, cells):
     lines.append("|" + "---|" * (head.count("|") - 1))
     for c in present:
         cell = cells[(w, c)]
-        name = f"**{c}**" if c in OURS else c
-        rss = fmt(statistics.median(cell.rss) / 1024, 1) if cell.rss else "—"
+        name, rss = name_and_rss(c, cell)
         if cell.na is not None:
             row = f"| {name} | n/a | | | | {rss} | n/a: {cell.na} |"
             if w in ("W3", "W4", "W6"):
