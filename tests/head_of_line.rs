@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -85,6 +85,20 @@ fn timed_trivial(pool: &Pool) -> workerpoolxt::ResultHandle<Duration> {
     pool.submit(async move { submitted.elapsed() })
 }
 
+/// Submits a job that holds its thread for 300 ms inside one poll, and
+/// returns once it has started.
+fn start_held_job(pool: &Pool) -> workerpoolxt::ResultHandle<()> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let held = pool.submit(async move {
+        started_tx.send(()).unwrap();
+        spin(Duration::from_millis(300));
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the held job started");
+    held
+}
+
 /// A trivial job submitted 0, 20, 100 or 300 µs after a job that holds its
 /// thread for 300 ms starts at once, on the other thread, on a warm pool.
 async fn a_job_behind_a_held_poll_starts_at_once(b: Builder) {
@@ -106,14 +120,7 @@ async fn a_job_behind_a_held_poll_starts_at_once(b: Builder) {
 /// within 50 ms of their submit.
 async fn a_burst_during_a_held_poll_starts_at_once(b: Builder) {
     let pool = warm_pool(b, 4).await;
-    let (started_tx, started_rx) = mpsc::channel();
-    let held = pool.submit(async move {
-        started_tx.send(()).unwrap();
-        spin(Duration::from_millis(300));
-    });
-    started_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the held job started");
+    let held = start_held_job(&pool);
     let burst: Vec<_> = (0..20).map(|_| timed_trivial(&pool)).collect();
     for (i, h) in burst.into_iter().enumerate() {
         let waited = h.await.unwrap();
@@ -159,19 +166,7 @@ async fn a_burst_of_thread_holding_jobs_uses_both_threads(b: Builder) {
 /// when the one before has finished, all run while it holds its thread.
 async fn a_held_poll_never_delays_the_jobs_after_it(b: Builder) {
     let pool = warm_pool(b, 4).await;
-    let (started_tx, started_rx) = mpsc::channel();
-    let done = Arc::new(Mutex::new(None::<Instant>));
-    let held = {
-        let done = done.clone();
-        pool.submit(async move {
-            started_tx.send(()).unwrap();
-            spin(Duration::from_millis(300));
-            *done.lock().unwrap() = Some(Instant::now());
-        })
-    };
-    started_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the held job started");
+    let held = start_held_job(&pool);
     for i in 0..30 {
         let waited = timed_trivial(&pool).await.unwrap();
         assert!(
@@ -180,7 +175,7 @@ async fn a_held_poll_never_delays_the_jobs_after_it(b: Builder) {
         );
     }
     assert!(
-        done.lock().unwrap().is_none(),
+        !held.is_finished(),
         "the 30 jobs ran while the held job held its thread"
     );
     held.await.unwrap();
