@@ -186,9 +186,8 @@ impl<T, E> ResultHandle<T, E> {
     /// # Panics
     ///
     /// At once, without waiting, when called inside an async job of any
-    /// pool, or on a thread of the embedded executor: blocking the thread
-    /// that runs a pool's workers could keep the awaited job from ever
-    /// running. Elsewhere on an executor's thread (a task of your own on
+    /// pool (whatever runs its workers): blocking the thread that runs a
+    /// pool's workers could keep the awaited job from ever running. Elsewhere on an executor's thread (a task of your own on
     /// tokio, smol or async-std) it blocks that thread until the job ends;
     /// if the pool's workers run on that same thread (a current-thread
     /// runtime), the job never runs and `wait` never returns.
@@ -206,8 +205,7 @@ impl<T, E> ResultHandle<T, E> {
     }
 
     fn wait_outcome(self) -> Outcome<T, E> {
-        let in_async_job = current_job::get().is_some_and(|job| !job.blocking);
-        if in_async_job || current_job::on_embedded_thread() {
+        if current_job::get().is_some_and(|job| !job.blocking) {
             panic!(
                 "workerpoolxt: ResultHandle::wait() called inside an async job: it would \
                  block a thread that runs the pool's workers, and the job it waits for \

@@ -139,15 +139,12 @@ fn embedded() -> &'static Executor<'static> {
         for i in 0..n {
             std::thread::Builder::new()
                 .name(format!("workerpoolxt-{i}"))
-                .spawn(move || {
-                    current_job::set_embedded();
-                    loop {
-                        // Jobs catch their own panics; this keeps the thread
-                        // alive should anything else unwind out of a worker.
-                        let _ = std::panic::catch_unwind(|| {
-                            async_io::block_on(ex.run(std::future::pending::<()>()))
-                        });
-                    }
+                .spawn(move || loop {
+                    // Jobs catch their own panics; this keeps the thread alive
+                    // should anything else unwind out of a worker.
+                    let _ = std::panic::catch_unwind(|| {
+                        async_io::block_on(ex.run(std::future::pending::<()>()))
+                    });
                 })
                 .expect("workerpoolxt: could not start an executor thread");
         }
@@ -226,9 +223,9 @@ pub(crate) mod clock_hint {
     }
 }
 
-/// Which pool's job, if any, the current thread is running: set by a
-/// worker around each poll of a job, and on the blocking thread around a
-/// job's blocking closure. What would wait on itself from inside a job
+/// Which pool's job, if any, the current thread is running: set around
+/// each poll of a worker (`worker::InPool`), and on the blocking thread
+/// around a job's blocking closure. What would wait on itself from inside a job
 /// looks here (`ResultHandle::wait`, `Pool::stop`, `Pool::pause`).
 /// Under loom, whose threads share thread-locals, nothing is ever set.
 pub(crate) mod current_job {
@@ -246,7 +243,6 @@ pub(crate) mod current_job {
     #[cfg(not(workerpoolxt_loom))]
     thread_local! {
         static CURRENT: Cell<Option<InJob>> = const { Cell::new(None) };
-        static EMBEDDED: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Marks the thread as running a job of `pool` until dropped (what it
@@ -282,20 +278,5 @@ pub(crate) mod current_job {
         return CURRENT.with(Cell::get);
         #[cfg(workerpoolxt_loom)]
         None
-    }
-
-    /// Marks the current thread as one of the embedded executor's.
-    pub(crate) fn set_embedded() {
-        #[cfg(not(workerpoolxt_loom))]
-        EMBEDDED.with(|e| e.set(true));
-    }
-
-    /// Whether the current thread is one of the embedded executor's, which
-    /// run the workers of every pool without a spawner.
-    pub(crate) fn on_embedded_thread() -> bool {
-        #[cfg(not(workerpoolxt_loom))]
-        return EMBEDDED.with(Cell::get);
-        #[cfg(workerpoolxt_loom)]
-        false
     }
 }

@@ -257,14 +257,40 @@ const SEARCH_YIELDS: u32 = 1;
 /// searches from the start (it was started for work).
 pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
     shared.scheduler.start_searching();
+    let pool = shared.id();
     // The slot is made here, outside the future, so dropping the future
     // unpolled still gives everything back.
-    Box::pin(run(Slot {
+    let run = run(Slot {
         shared,
         held: true,
         searching: true,
         polled: false,
-    }))
+    });
+    Box::pin(InPool { pool, run })
+}
+
+pin_project_lite::pin_project! {
+    /// A worker's future, its thread marked as running that pool's jobs
+    /// while it is polled (`current_job`): once per poll of the worker, not
+    /// once per job it runs in that poll.
+    struct InPool<F> {
+        pool: usize,
+        #[pin]
+        run: F,
+    }
+}
+
+impl<F: Future> Future for InPool<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _in = current_job::enter(current_job::InJob {
+            pool: *this.pool,
+            blocking: false,
+        });
+        this.run.poll(cx)
+    }
 }
 
 /// What a worker keeps across its jobs and idle spells (its pool's state
@@ -366,7 +392,7 @@ impl Worker {
                 self.fresh = false;
                 futures_lite::future::yield_now().await;
             }
-            self.run_job(shared, task).await;
+            self.run_job(task).await;
         }
         drop(busy);
         self.worked = true;
@@ -397,12 +423,8 @@ impl Worker {
     }
 
     /// Runs one job to its end, polled inline as part of the worker's own
-    /// future, marked as this pool's job (`current_job`).
-    async fn run_job(&mut self, shared: &Shared, mut task: QueueEntry) {
-        let job = current_job::InJob {
-            pool: shared.id(),
-            blocking: false,
-        };
+    /// future (so marked as this pool's job: see `InPool`).
+    async fn run_job(&mut self, mut task: QueueEntry) {
         // The clock reading at the end of the last job is the start of this
         // one if nothing came between them.
         let mut first = self.fresh;
@@ -411,7 +433,6 @@ impl Worker {
             if !std::mem::take(&mut first) {
                 clock_hint::clear();
             }
-            let _in = current_job::enter(job);
             let polled = task.poll_in(cx, local);
             if polled.is_pending() {
                 clock_hint::clear();
