@@ -127,3 +127,116 @@ fn an_upward_use_is_found() {
     );
     assert_eq!(uses(&code), vec!["pool".to_string(), "sync".to_string()]);
 }
+
+/// The functions of `src/` whose bodies run over this many lines: each
+/// must say why in a comment on the line before it (`// Long: ...`).
+const LONG_FN: usize = 80;
+
+/// The functions of `src` longer than [`LONG_FN`] lines without a
+/// `// Long:` comment above them: `(name, lines)`.
+fn long_functions(src: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = src.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        let Some(rest) = [
+            "fn ",
+            "pub fn ",
+            "pub(crate) fn ",
+            "async fn ",
+            "pub(crate) async fn ",
+            "unsafe fn ",
+            "pub(crate) unsafe fn ",
+        ]
+        .iter()
+        .find_map(|p| t.strip_prefix(p)) else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let indent = &line[..line.len() - t.len()];
+        // The signature runs to its `{` (a body) or its `;` (a trait's
+        // declaration, which has none).
+        let Some(open) = lines[i..]
+            .iter()
+            .position(|l| l.contains('{') || l.ends_with(';'))
+        else {
+            continue;
+        };
+        let first = lines[i + open].trim_end();
+        if !first.contains('{') || first.ends_with('}') {
+            // A declaration, or a body on one line.
+            continue;
+        }
+        let closing = format!("{indent}}}");
+        let Some(end) = lines[i..].iter().position(|l| *l == closing) else {
+            continue;
+        };
+        let len = end + 1;
+        let explained = i > 0 && lines[i - 1].trim_start().starts_with("// Long:");
+        if len > LONG_FN && !explained {
+            found.push((name, len));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_runs_over_eighty_lines_unless_it_says_why() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut long = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("src/") {
+        let path = entry.expect("a file").path();
+        let module = path.file_stem().unwrap().to_str().unwrap().to_string();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs")
+            || TEST_ONLY.contains(&module.as_str())
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        for (name, len) in long_functions(&code_of_with_lines(&text)) {
+            long.push(format!("src/{module}.rs: `{name}` has {len} lines"));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {LONG_FN} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// `src` up to its test module at the end (tests may run long).
+fn code_of_with_lines(src: &str) -> String {
+    let mut out = String::new();
+    let mut lines = src.lines().peekable();
+    while let Some(line) = lines.next() {
+        let t = line.trim_start();
+        let test_attr = t.starts_with("#[cfg(test)]") || t.starts_with("#[cfg(all(test");
+        if test_attr
+            && lines
+                .peek()
+                .is_some_and(|l| l.trim_start().starts_with("mod "))
+        {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The check can fail: a long function is found, a short one or one that
+/// says why is not, and a trait's declaration ends at its `;`.
+#[test]
+fn a_long_function_is_found() {
+    let body = "    x();\n".repeat(LONG_FN);
+    let src = format!(
+        "trait T {{\n    fn decl(&self);\n}}\nfn one() -> u8 {{ 1 }}\nfn long() {{\n{body}}}\nfn short() {{\n    y();\n}}\n// Long: one match.\nfn said() {{\n{body}}}\n"
+    );
+    assert_eq!(
+        long_functions(&src),
+        vec![("long".to_string(), LONG_FN + 2)]
+    );
+}
