@@ -1324,6 +1324,52 @@ rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
     a_stop_inside_a_job_waits_for_the_others(rt, false).await;
     a_stop_inside_a_job_waits_for_the_others(rt, true).await;
 
+    // A stop awaited inside a job and then given up (dropped unresolved):
+    // that job's worker no longer counts as waiting for the stop, so a stop
+    // awaited inside another job still waits for it.
+    let pool = builder_on(rt).max_workers(2).build();
+    let (gauge, go, latch, gave_up) = (Gauge::new(), Latch::new(), Latch::new(), Latch::new());
+    let _release = (OpenOnDrop(go.clone()), OpenOnDrop(latch.clone()));
+    let mut quitter = {
+        let (p, g, l, gave_up) = (pool.clone(), gauge.clone(), latch.clone(), gave_up.clone());
+        pool.submit(async move {
+            let _in = g.enter();
+            let mut stop = p.stop();
+            assert!(futures_lite::future::poll_once(&mut stop).await.is_none());
+            drop(stop);
+            gave_up.open();
+            l.wait().await;
+            "quitter"
+        })
+    };
+    let mut stopper = {
+        let (p, g, go) = (pool.clone(), gauge.clone(), go.clone());
+        pool.submit(async move {
+            let _in = g.enter();
+            go.wait().await;
+            p.stop().await;
+            "stopper"
+        })
+    };
+    assert!(
+        within(LIMIT, gauge.until(|g| g.now() >= 2)).await.is_some(),
+        "the two jobs did not start"
+    );
+    assert!(
+        within(LIMIT, gave_up.wait()).await.is_some(),
+        "the quitter did not give its stop up"
+    );
+    go.open();
+    settle().await;
+    assert!(
+        !stopper.is_finished(),
+        "a stop inside a job resolved beside a job that gave its stop up"
+    );
+    latch.open();
+    assert_eq!(resolved(&mut quitter, "the quitter").await, Ok("quitter"));
+    assert_eq!(resolved(&mut stopper, "the stopper").await, Ok("stopper"));
+    pool_ends(&pool).await;
+
     // Two jobs awaiting stop(), called once both run.
     let pool = builder_on(rt).max_workers(2).build();
     let (gauge, go) = (Gauge::new(), Latch::new());

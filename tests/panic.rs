@@ -233,3 +233,23 @@ rt_test!(
         pool.stop_wait().await;
     }
 );
+
+// A panic's payload, whatever its type, is dropped by the time the job's
+// handle resolves `Panicked` (the pool keeps only its message).
+rt_test!(a_panics_payload_is_dropped, |b: Builder| async move {
+    quiet_expected_panics();
+    struct Payload(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Payload {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pool = b.max_workers(1).build();
+    let payload = Payload(drops.clone());
+    let h = pool.submit(async move { std::panic::panic_any(payload) });
+    assert_eq!(message(h.await), "Box<dyn Any>");
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    still_works(&pool).await;
+    pool.stop_wait().await;
+});

@@ -407,3 +407,20 @@ rt_test!(submits_racing_a_stop_all_resolve, |b: Builder| async move {
     let m = pool.metrics();
     assert_eq!((m.submitted, m.succeeded, m.stopped), (2_004, ok, stopped));
 });
+
+// `Stop` is a `FusedFuture`: terminated once it has resolved, not before.
+rt_test!(
+    a_stop_is_terminated_once_resolved,
+    |b: Builder| async move {
+        use futures::future::FusedFuture;
+        let pool = b.max_workers(1).build();
+        assert_eq!(pool.submit(async { 1 }).await, Ok(1));
+        let mut stop = pool.stop_wait();
+        assert!(!stop.is_terminated());
+        (&mut stop).await;
+        assert!(stop.is_terminated());
+        assert!(format!("{stop:?}").contains("done: true"), "{stop:?}");
+        // Polled again after it resolved: still ready.
+        stop.await;
+    }
+);

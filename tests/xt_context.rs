@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use workerpoolxt::{Builder, CancelToken, Job, JobError, ResultSet};
+use workerpoolxt::{Builder, CancelToken, Job, JobContext, JobError, ResultSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Boom;
@@ -284,6 +284,42 @@ rt_test!(
             assert_eq!(o.attempts(), 0);
         }
         assert_eq!(made.load(Ordering::SeqCst), 0);
+        pool.stop_wait().await;
+    }
+);
+
+// The context names the job (or not), numbers its attempts, and carries its
+// deadline and options: what a job's factory reads.
+rt_test!(
+    the_context_says_which_job_and_attempt,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let job = Job::new(|ctx: JobContext| async move {
+            let seen = (
+                ctx.name().map(str::to_owned),
+                ctx.attempt(),
+                ctx.deadline(),
+                ctx.options().get::<u8>().copied(),
+            );
+            if ctx.attempt() < 2 {
+                Err(Boom)
+            } else {
+                Ok(seen)
+            }
+        })
+        .name("named")
+        .deadline(deadline)
+        .options(workerpoolxt::Options::new().with(5u8))
+        .retry(1)
+        .backoff(workerpoolxt::Backoff::none());
+        assert_eq!(
+            pool.submit_job(job).await,
+            Ok((Some("named".to_owned()), 2, Some(deadline), Some(5)))
+        );
+        let unnamed =
+            Job::new(|ctx: JobContext| async move { Ok::<_, Boom>(ctx.name().is_none()) });
+        assert_eq!(pool.submit_job(unnamed).await, Ok(true));
         pool.stop_wait().await;
     }
 );
