@@ -823,16 +823,10 @@ impl<B: Body> Task<B> {
             }
         }
         match *this.phase {
+            // A start's first step is its race with a cancel, which calls no
+            // user code, and a done task's step returns at once.
             Phase::Queued | Phase::Done => {
-                // Nothing ran yet (or it ended): it leaves as a stop would.
-                let queued = *this.phase == Phase::Queued;
-                *this.phase = Phase::Done;
-                let _ = attempt!(this).clear();
-                if queued && header.try_start() == Start::Won {
-                    let f = Finished::unstarted(header, JobError::Panicked(p), End::Panicked);
-                    return Poll::Ready(Some(f));
-                }
-                Poll::Ready(None)
+                unreachable!("no user code runs before a job leaves the queue or once it is done")
             }
             Phase::Starting => {
                 *this.phase = Phase::Done;
