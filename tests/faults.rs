@@ -1046,6 +1046,126 @@ rt_case!(clock_panics_in_a_job, Run::Watched, |rt: Rt| async move {
     }
 });
 
+// Around the end of a job, with the clock broken from the next reading on:
+// a job that ends with its value resolves Panicked (the clock read for its
+// record panicked), a cancelled one stays Cancelled (its end was decided
+// before the reading); and a timer that panics as a running job arms its
+// deadline ends the job Panicked — an async one dropped at once, a
+// blocking one only once its closure has returned (its slot is its until
+// then).
+rt_case!(
+    clock_panics_around_a_job_end,
+    Run::Watched,
+    |rt: Rt| async move {
+        let clock = FaultClock::default();
+        let pool = builder_on(rt)
+            .max_workers(2)
+            .keep_idle_workers()
+            .clock(clock.clone())
+            .build();
+        let running = |n: usize, gauge: &Gauge| {
+            let gauge = gauge.clone();
+            async move {
+                assert!(
+                    within(LIMIT, gauge.until(|g| g.now() == n)).await.is_some(),
+                    "{n} job(s) did not start"
+                );
+            }
+        };
+
+        // A value, read out by a broken clock.
+        let (gauge, latch) = (Gauge::new(), Latch::new());
+        let _release = OpenOnDrop(latch.clone());
+        let mut valued = {
+            let wait = blocker(&gauge, &latch);
+            pool.submit(async move {
+                wait.await;
+                7u8
+            })
+        };
+        running(1, &gauge).await;
+        clock.arm(Fault::Now, 1);
+        latch.open();
+        let msg = panic_message(
+            resolved(&mut valued, "a value ending on a broken clock").await,
+            "now",
+        );
+        assert!(msg.contains(Fault::Now.message()), "{msg}");
+        clock.disarm();
+
+        // A cancel, decided before the broken reading.
+        let (gauge, latch) = (Gauge::new(), Latch::new());
+        let _release = OpenOnDrop(latch.clone());
+        let mut cancelled = pool.submit(blocker(&gauge, &latch));
+        running(1, &gauge).await;
+        clock.arm(Fault::Now, 1);
+        cancelled.cancel();
+        assert_eq!(
+            resolved(&mut cancelled, "a cancel ending on a broken clock").await,
+            Err(JobError::Cancelled)
+        );
+        clock.disarm();
+
+        // A running async job whose deadline timer panics: dropped at once.
+        let gauge = Gauge::new();
+        clock.arm(Fault::SleepUntil, 1);
+        let mut waiting = {
+            let gauge = gauge.clone();
+            pool.submit_job(
+                Job::new(move |_| {
+                    let gauge = gauge.clone();
+                    async move {
+                        let _in = gauge.enter();
+                        std::future::pending::<()>().await;
+                        Ok::<_, ()>(())
+                    }
+                })
+                .timeout(Duration::from_secs(3600)),
+            )
+        };
+        let msg = panic_message(
+            resolved(&mut waiting, "an async job's timer").await,
+            "timer",
+        );
+        assert!(msg.contains(Fault::SleepUntil.message()), "{msg}");
+        assert_eq!(gauge.now(), 0, "the async job was not dropped");
+        clock.disarm();
+
+        // A running blocking job whose deadline timer panics: it resolves only
+        // once its closure has returned.
+        let (gauge, latch) = (Gauge::new(), Latch::new());
+        let _release = OpenOnDrop(latch.clone());
+        clock.arm(Fault::SleepUntil, 1);
+        let mut blocking = {
+            let (gauge, latch) = (gauge.clone(), latch.clone());
+            pool.submit_job(
+                Job::blocking(move |_| {
+                    let _in = gauge.enter();
+                    latch.wait_blocking();
+                    Ok::<_, ()>(())
+                })
+                .timeout(Duration::from_secs(3600)),
+            )
+        };
+        running(1, &gauge).await;
+        eventually("the timer panicked", || clock.fired() >= 1).await;
+        settle().await;
+        assert!(
+            !blocking.is_finished() && pool.running() == 1,
+            "a blocking job resolved, or freed its slot, while its closure ran"
+        );
+        latch.open();
+        let msg = panic_message(
+            resolved(&mut blocking, "a blocking job's timer").await,
+            "timer",
+        );
+        assert!(msg.contains(Fault::SleepUntil.message()), "{msg}");
+        clock.disarm();
+        eventually("running() back to 0", || pool.running() == 0).await;
+        pool_recovers(&pool).await;
+    }
+);
+
 // ===== 4. the clock panics inside submit =====
 
 // `Clock::now` panics in the submit: the panic comes out of the submit (the

@@ -124,3 +124,30 @@ fn the_last_worker_dropped_mid_run_after_the_pool_hands_the_queue_on() {
         assert!(spawned.lock().unwrap().is_empty());
     }
 }
+
+#[test]
+fn a_worker_dropped_while_a_pause_holds_its_job_leaves_nothing_held() {
+    let (pool, spawned) = hand_driven_pool();
+    // Registered before the job is submitted: the job is held back.
+    let pause = pool.pause();
+    let mut job = pool.submit(async { 1u32 });
+    let mut worker = take_worker(&spawned);
+    let mut cx = Context::from_waker(Waker::noop());
+    // The worker takes the job and holds it back for the pause.
+    assert!(Pin::new(&mut worker).poll(&mut cx).is_pending());
+    assert_eq!(job.try_take(), None, "held, not run");
+    // Its executor goes away while it waits for the pause to end.
+    drop(worker);
+    assert_eq!(job.try_take(), Some(Err(JobError::Stopped)));
+    let guard = futures_lite::future::block_on(pause);
+    drop(guard);
+    // A later pause takes hold at once: no job is still listed as held
+    // (one left there, older than its barrier, would hold it off for ever).
+    let later = futures_lite::future::block_on(futures_lite::future::poll_once(pool.pause()));
+    assert!(
+        later.is_some(),
+        "a pause waited for a job whose worker is gone"
+    );
+    drop(later);
+    drop(pool.stop());
+}
