@@ -1448,12 +1448,25 @@ rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
     // that job's worker no longer counts as waiting for the stop, so a stop
     // awaited inside another job still waits for it.
     let pool = builder_on(rt).max_workers(2).build();
-    let (gauge, go, latch, gave_up) = (Gauge::new(), Latch::new(), Latch::new(), Latch::new());
-    let _release = (OpenOnDrop(go.clone()), OpenOnDrop(latch.clone()));
+    let (gauge, latch, gave_up) = (Gauge::new(), Latch::new(), Latch::new());
+    let (quit, go) = (Latch::new(), Latch::new());
+    let _release = (
+        OpenOnDrop(quit.clone()),
+        OpenOnDrop(go.clone()),
+        OpenOnDrop(latch.clone()),
+    );
     let mut quitter = {
-        let (p, g, l, gave_up) = (pool.clone(), gauge.clone(), latch.clone(), gave_up.clone());
+        let (p, g, l, gave_up, quit) = (
+            pool.clone(),
+            gauge.clone(),
+            latch.clone(),
+            gave_up.clone(),
+            quit.clone(),
+        );
         pool.submit(async move {
             let _in = g.enter();
+            // Once both jobs run: a stop begun earlier would drop the other.
+            quit.wait().await;
             let mut stop = p.stop();
             assert!(futures_lite::future::poll_once(&mut stop).await.is_none());
             drop(stop);
@@ -1475,6 +1488,7 @@ rt_case!(stop_inside_a_job, Run::Watched, |rt: Rt| async move {
         within(LIMIT, gauge.until(|g| g.now() >= 2)).await.is_some(),
         "the two jobs did not start"
     );
+    quit.open();
     assert!(
         within(LIMIT, gave_up.wait()).await.is_some(),
         "the quitter did not give its stop up"
