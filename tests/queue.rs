@@ -351,6 +351,51 @@ rt_test!(
     }
 );
 
+// ...and so does one waiting when the pool begins a stop_wait, which keeps
+// the queued jobs (no place frees up, and no job leaves the queue to wake
+// it): the stop itself wakes the waiters.
+rt_test!(
+    pending_submit_wait_gives_job_back_on_stop_wait,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).queue_capacity(1).build();
+        let (gauge, latch) = (Gauge::new(), Latch::new());
+        let first = pool.submit(blocker(&gauge, &latch));
+        gauge.until(|g| g.now() == 1).await;
+        let queued = pool.submit(async { 2u8 });
+        let mut wait = pool.submit_wait(async { 9u8 });
+        // Polled with a waker of its own, so the stop's wake-up shows.
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        let waker = std::task::Waker::from(flag.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        // Twice: the first poll listens, the second waits.
+        for _ in 0..2 {
+            assert!(std::pin::Pin::new(&mut wait).poll(&mut cx).is_pending());
+        }
+        let stop = pool.stop_wait();
+        assert!(
+            flag.0.load(std::sync::atomic::Ordering::SeqCst),
+            "the stop did not wake the waiting submit"
+        );
+        let back = within(Duration::from_secs(2), wait)
+            .await
+            .expect("a stop_wait wakes the waiters")
+            .expect_err("a stopping pool takes nothing")
+            .into_inner();
+        assert_eq!(back.await, 9);
+        assert_eq!(pool.waiting(), 1, "the queued job stays queued");
+        latch.open();
+        stop.await;
+        assert_eq!(first.await, Ok(()));
+        assert_eq!(queued.await, Ok(2));
+    }
+);
+
 // Go's pond: one worker, a queue of 10, 50 jobs through submit_wait: all run,
 // in order, and the queue never holds more than 10.
 rt_test!(
