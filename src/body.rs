@@ -29,6 +29,11 @@ pub(crate) trait Body: Send + 'static {
     fn meta(&self) -> Option<&JobMeta> {
         None
     }
+
+    /// Whether `error` may be retried (if retries are left).
+    fn retries(&self, _error: &Self::Error) -> bool {
+        true
+    }
 }
 
 /// The body of `Pool::submit`: its one future is the task's first attempt.

@@ -3,20 +3,26 @@
 //! ([`Backoff`]).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::cancel::{CancelToken, Cancelled};
 use crate::core::Core;
 use crate::header::Name;
+use crate::id::JobId;
 use crate::options::Options;
-use crate::sync::{fence, Arc, AtomicBool, Ordering};
+use crate::runtime::Sleep;
+use crate::sync::{fence, Arc, AtomicBool, AtomicU32, Ordering};
 
 /// A job's settings, read by the task that runs it.
 pub(crate) struct JobMeta {
     pub(crate) name: Option<Name>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Option<Instant>,
+    pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) retry: u32,
     pub(crate) backoff: Backoff,
     pub(crate) options: Option<Options>,
@@ -70,6 +76,8 @@ struct CtxInner {
     deadline: Option<Instant>,
     /// Set when the job is interrupted (cancelled or timed out).
     interrupted: AtomicBool,
+    /// The last attempt that ran past its own timeout (0: none did).
+    timed_out_attempt: AtomicU32,
     /// The job's own token, made when first asked for (most jobs never
     /// ask): cancelled by [`JobContext::interrupt`], or at once if made
     /// after it; watched by the job's task once made, which ends the job
@@ -80,6 +88,7 @@ struct CtxInner {
     /// that a job waiting already starts watching it.
     core: Arc<Core>,
     job: usize,
+    id: JobId,
 }
 
 impl JobContext {
@@ -91,6 +100,7 @@ impl JobContext {
         deadline: Option<Instant>,
         core: &Arc<Core>,
         job: usize,
+        id: JobId,
     ) -> JobContext {
         JobContext {
             inner: Arc::new(CtxInner {
@@ -98,9 +108,11 @@ impl JobContext {
                 options,
                 deadline,
                 interrupted: AtomicBool::new(false),
+                timed_out_attempt: AtomicU32::new(0),
                 token: OnceLock::new(),
                 core: core.clone(),
                 job,
+                id,
             }),
             attempt: 0,
         }
@@ -111,6 +123,12 @@ impl JobContext {
             inner: self.inner.clone(),
             attempt,
         }
+    }
+
+    /// The job's id, the same as its handle's
+    /// ([`ResultHandle::id`](crate::ResultHandle::id)).
+    pub fn id(&self) -> JobId {
+        self.inner.id
     }
 
     /// The job's name, if it has one.
@@ -133,15 +151,46 @@ impl JobContext {
         self.inner.deadline
     }
 
-    /// Whether the job has been cancelled or has timed out.
+    /// Whether the job has been cancelled or has timed out, or this attempt
+    /// ran past its own [`attempt_timeout`](crate::Job::attempt_timeout).
     pub fn is_cancelled(&self) -> bool {
         self.inner.interrupted.load(Ordering::SeqCst)
             || self.made_token().is_some_and(CancelToken::is_cancelled)
+            || self.inner.timed_out_attempt.load(Ordering::SeqCst) == self.attempt
     }
 
-    /// A future that resolves when the job is cancelled or times out.
+    /// A future that resolves when the job is cancelled or times out (not
+    /// when only this attempt times out: async attempts are dropped then,
+    /// and blocking ones see [`is_cancelled`](Self::is_cancelled)).
     pub fn cancelled(&self) -> Cancelled {
         self.token().cancelled()
+    }
+
+    /// Sleeps for `duration` on the pool's clock: its timer by default,
+    /// or the clock given to [`Builder::clock`](crate::Builder::clock) (a
+    /// manual clock in tests), so a job needs no runtime's timer.
+    ///
+    /// The sleep does not end early on a cancel or a timeout: an async job
+    /// is dropped then anyway, sleep included.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workerpoolxt::{Job, Pool};
+    ///
+    /// let pool = Pool::new(1);
+    /// let job = Job::infallible(|ctx| async move {
+    ///     ctx.sleep(Duration::from_millis(5)).await;
+    ///     "rested"
+    /// });
+    /// assert_eq!(pool.submit_job(job).wait(), Ok("rested"));
+    /// ```
+    pub fn sleep(&self, duration: Duration) -> JobSleep {
+        let core = &self.inner.core;
+        let sleep = match core.now().checked_add(duration) {
+            Some(at) => core.sleep_until(at),
+            None => Sleep::Other(Box::pin(std::future::pending())),
+        };
+        JobSleep { sleep }
     }
 
     /// The job's own token (see the type's docs). Give it to work the job
@@ -188,6 +237,13 @@ impl JobContext {
         self.inner.token.get()
     }
 
+    /// Attempt `attempt` ran past its own timeout (the job goes on).
+    pub(crate) fn attempt_timed_out(&self, attempt: u32) {
+        self.inner
+            .timed_out_attempt
+            .store(attempt, Ordering::SeqCst);
+    }
+
     /// The job was cancelled or timed out: its token (if it was made) is
     /// cancelled, and one made later starts cancelled.
     pub(crate) fn interrupt(&self) {
@@ -199,9 +255,30 @@ impl JobContext {
     }
 }
 
+/// A sleep on the pool's clock, from [`JobContext::sleep`].
+#[must_use = "a sleep does nothing unless awaited"]
+pub struct JobSleep {
+    sleep: Sleep,
+}
+
+impl Future for JobSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.sleep).poll(cx)
+    }
+}
+
+impl fmt::Debug for JobSleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSleep").finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for JobContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobContext")
+            .field("id", &self.inner.id)
             .field("name", &self.inner.name)
             .field("attempt", &self.attempt)
             .field("deadline", &self.inner.deadline)

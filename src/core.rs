@@ -208,6 +208,18 @@ impl Core {
         }
     }
 
+    /// A ticket for a submit that was refused (a stopped pool, a full
+    /// queue) but returns a handle: its job id. It is counted as queued,
+    /// and leaves the queue as its refusal is published
+    /// ([`Leaves::Waiting`](crate::header::Leaves)), as a job cancelled in
+    /// the queue would: the ledger stays exact. Meanwhile `waiting` may read
+    /// one more than the queue holds (never more than a bounded queue's
+    /// capacity, see [`waiting`](Self::waiting)), and a bounded queue may
+    /// refuse a concurrent submit as full, which it was a moment before.
+    pub(crate) fn refused_ticket(&self) -> usize {
+        self.enqueued.fetch_add(1, Ordering::SeqCst)
+    }
+
     /// The ticket the next place reserved will get.
     pub(crate) fn next_ticket(&self) -> usize {
         self.enqueued.load(Ordering::SeqCst)
@@ -232,7 +244,9 @@ impl Core {
         // job counted out after the first read makes the difference
         // negative: that reads as zero.
         let queued = self.enqueued.load(Ordering::SeqCst);
-        queued.saturating_sub(self.dequeued.load(Ordering::SeqCst))
+        let waiting = queued.saturating_sub(self.dequeued.load(Ordering::SeqCst));
+        // A refused submit's ticket counts for a moment (`refused_ticket`).
+        self.capacity.map_or(waiting, |cap| waiting.min(cap))
     }
 
     /// A job left the queue (started, cancelled or dropped unstarted).
@@ -299,7 +313,8 @@ impl Core {
         self.counters.count(end);
     }
 
-    /// A submission was refused before it got a place in the queue.
+    /// A submission was refused without taking a ticket (a `try_submit*`
+    /// that gives its job back).
     pub(crate) fn count_refused(&self) {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
     }

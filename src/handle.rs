@@ -16,6 +16,7 @@ use futures_core::future::FusedFuture;
 use crate::cell::HandleRef;
 use crate::error::JobError;
 use crate::header::{Header, Name};
+use crate::id::JobId;
 use crate::runtime::current_job;
 
 /// The caller's side of a submitted job: a future of its result.
@@ -69,11 +70,28 @@ use crate::runtime::current_job;
 pub struct ResultHandle<T, E = Infallible> {
     /// The job's cell, of which the handle owns the [`HANDLE_REF`] reference.
     cell: HandleRef<T, E>,
+    id: JobId,
 }
 
 impl<T, E> ResultHandle<T, E> {
-    pub(crate) fn new(cell: HandleRef<T, E>) -> Self {
-        ResultHandle { cell }
+    pub(crate) fn new(cell: HandleRef<T, E>, id: JobId) -> Self {
+        ResultHandle { cell, id }
+    }
+
+    /// The job's id: unique in its pool, increasing in submission order,
+    /// the same as its [`JobContext::id`](crate::JobContext::id) and its
+    /// [`Outcome::id`].
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// let first = pool.submit(async {});
+    /// let second = pool.submit(async {});
+    /// assert!(first.id() < second.id());
+    /// ```
+    pub fn id(&self) -> JobId {
+        self.id
     }
 
     fn header(&self) -> &Header {
@@ -89,6 +107,7 @@ impl<T, E> ResultHandle<T, E> {
         // `&mut self` keeps another take of this handle from overlapping.
         let resolved = cell.header().take(|| unsafe { cell.read_stored() })?;
         Some(Outcome {
+            id: self.id,
             name: cell.header().name.clone(),
             duration: resolved.run,
             queued: resolved.queued,
@@ -360,6 +379,7 @@ impl<T, E> fmt::Debug for OutcomeFuture<T, E> {
 /// # });
 /// ```
 pub struct Outcome<T, E = Infallible> {
+    pub(crate) id: JobId,
     pub(crate) name: Option<Name>,
     pub(crate) duration: Duration,
     pub(crate) queued: Duration,
@@ -368,6 +388,11 @@ pub struct Outcome<T, E = Infallible> {
 }
 
 impl<T, E> Outcome<T, E> {
+    /// The job's id, as its handle gave it ([`ResultHandle::id`]).
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
     /// The job's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref().map(String::as_str)
@@ -414,6 +439,7 @@ impl<T, E> Outcome<T, E> {
 impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Outcome<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outcome")
+            .field("id", &self.id)
             .field("name", &self.name)
             .field("duration", &self.duration)
             .field("queued", &self.queued)

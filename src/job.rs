@@ -2,14 +2,16 @@
 //! name, a timeout or deadline, retries, options and a token), and the body
 //! a task runs for it (`JobBody`).
 
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::body::{BlockingAttempt, Body};
+use crate::body::{BlockingAttempt, Body, OkFuture};
 use crate::cancel::CancelToken;
 use crate::context::{Backoff, JobContext, JobMeta};
 use crate::header::Name;
@@ -67,17 +69,43 @@ use crate::sync::lock_std as lock;
 /// # });
 /// ```
 #[must_use = "a job does nothing until it is submitted"]
-pub struct Job<T, E> {
+pub struct Job<T, E, K = Retryable> {
     factory: Factory<T, E>,
     meta: JobMeta,
+    retry_if: Option<RetryIf<E>>,
+    _kind: PhantomData<fn() -> K>,
 }
+
+/// The kind of a [`Job`] that can be retried: made by a factory
+/// ([`Job::new`], [`Job::blocking`], [`Job::infallible`]), which makes a
+/// new attempt per try.
+#[derive(Debug)]
+pub enum Retryable {}
+
+/// The kind of a [`Job`] that runs once: one future ([`Job::once`]) or one
+/// closure ([`Job::blocking_once`]). It has no `retry`, `retry_if`,
+/// `backoff` or `attempt_timeout`: calling them does not compile.
+///
+/// ```compile_fail
+/// use workerpoolxt::Job;
+///
+/// let job = Job::once(async { Ok::<_, ()>(1) }).retry(3);
+/// ```
+#[derive(Debug)]
+pub enum Once {}
 
 type AsyncFactory<T, E> = Box<dyn FnMut(JobContext) -> BoxFuture<Result<T, E>> + Send>;
 type BlockingFn<T, E> = Arc<Mutex<dyn FnMut(JobContext) -> Result<T, E> + Send>>;
+type BlockingOnce<T, E> = Box<dyn FnOnce(JobContext) -> Result<T, E> + Send>;
+type RetryIf<E> = Box<dyn Fn(&E) -> bool + Send + Sync>;
 
 enum Factory<T, E> {
     Async(AsyncFactory<T, E>),
     Blocking(BlockingFn<T, E>),
+    /// `Job::once`'s future, until its one attempt takes it.
+    OnceAsync(Option<BoxFuture<Result<T, E>>>),
+    /// `Job::blocking_once`'s closure, until its one attempt takes it.
+    OnceBlocking(Option<BlockingOnce<T, E>>),
 }
 
 impl<T, E> Job<T, E>
@@ -127,23 +155,174 @@ where
         Job::with_factory(Factory::Blocking(Arc::new(Mutex::new(f))))
     }
 
-    fn with_factory(factory: Factory<T, E>) -> Job<T, E> {
+    /// A job that runs `future` once (no retry; see [`Once`]).
+    ///
+    /// Unlike [`Pool::submit`](crate::Pool::submit), the job has a name,
+    /// timeout, deadline, options and token, and an `Err` counts as a
+    /// failure in the [`Metrics`](crate::Metrics) and resolves
+    /// [`JobError::Failed`](crate::JobError::Failed). Being one future, not
+    /// a factory, it may move what it captured.
+    ///
+    /// ```
+    /// use workerpoolxt::{Job, JobError, Pool};
+    ///
+    /// let pool = Pool::new(2);
+    /// let url = String::from("https://example.com");
+    /// let job = Job::once(async move { Err::<(), _>(format!("{url}: 503")) }).name("fetch");
+    /// assert_eq!(
+    ///     pool.submit_job(job).wait(),
+    ///     Err(JobError::Failed("https://example.com: 503".to_string()))
+    /// );
+    /// ```
+    pub fn once<Fut>(future: Fut) -> Job<T, E, Once>
+    where
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        Job::with_factory(Factory::OnceAsync(Some(Box::pin(future))))
+    }
+
+    /// A job that runs `f` once on the blocking thread pool (no retry; see
+    /// [`Once`]); as [`Job::blocking`] otherwise.
+    ///
+    /// ```
+    /// use workerpoolxt::{Job, Pool};
+    ///
+    /// let pool = Pool::new(2);
+    /// let text = String::from("moved in, not cloned");
+    /// let job = Job::blocking_once(move |_ctx| Ok::<_, ()>(text.len()));
+    /// assert_eq!(pool.submit_job(job).wait(), Ok(20));
+    /// ```
+    pub fn blocking_once<F>(f: F) -> Job<T, E, Once>
+    where
+        F: FnOnce(JobContext) -> Result<T, E> + Send + 'static,
+    {
+        Job::with_factory(Factory::OnceBlocking(Some(Box::new(f))))
+    }
+
+    fn with_factory<K>(factory: Factory<T, E>) -> Job<T, E, K> {
         Job {
             factory,
             meta: JobMeta {
                 name: None,
                 timeout: None,
                 deadline: None,
+                attempt_timeout: None,
                 retry: 0,
                 backoff: Backoff::default(),
                 options: None,
                 token: None,
             },
+            retry_if: None,
+            _kind: PhantomData,
         }
     }
 }
 
-impl<T, E> Job<T, E> {
+impl<T: Send + 'static> Job<T, Infallible> {
+    /// An async job that cannot fail: `factory` makes the future of its
+    /// value, without `Ok::<_, Infallible>`.
+    ///
+    /// ```
+    /// use workerpoolxt::{Job, Pool};
+    ///
+    /// let pool = Pool::new(2);
+    /// let job = Job::infallible(|ctx| async move { ctx.attempt() * 10 });
+    /// assert_eq!(pool.submit_job(job).wait(), Ok(10));
+    /// ```
+    pub fn infallible<F, Fut>(mut factory: F) -> Job<T, Infallible>
+    where
+        F: FnMut(JobContext) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        Job::new(move |ctx| OkFuture::new(factory(ctx)))
+    }
+}
+
+impl<T, E> Job<T, E, Retryable> {
+    /// Up to `retries` more attempts after an attempt returns `Err` (or
+    /// runs past its [`attempt_timeout`](Self::attempt_timeout)).
+    ///
+    /// No retry follows a panic, a cancel, or the job's own timeout or
+    /// deadline; no attempt starts once the deadline has passed or the job
+    /// was cancelled, and none after its handle resolved. If the wait
+    /// before the next attempt (its [`backoff`](Self::backoff)) would end
+    /// at or after the job's deadline, the job does not wait: it ends at
+    /// once with the last attempt's error.
+    pub fn retry(mut self, retries: u32) -> Self {
+        self.meta.retry = retries;
+        self
+    }
+
+    /// Retries only the errors `retryable` accepts (with
+    /// [`retry`](Self::retry) attempts left); any other error ends the job
+    /// at once, [`JobError::Failed`](crate::JobError::Failed). An attempt
+    /// that runs past its [`attempt_timeout`](Self::attempt_timeout) is
+    /// always retryable. A predicate that panics ends the job
+    /// [`JobError::Panicked`](crate::JobError::Panicked).
+    ///
+    /// ```
+    /// use workerpoolxt::{Backoff, Job, JobError, Pool};
+    ///
+    /// let pool = Pool::new(1);
+    /// let job = Job::new(|_ctx| async { Err::<(), u16>(404) })
+    ///     .retry(5)
+    ///     .retry_if(|status| *status >= 500)
+    ///     .backoff(Backoff::none());
+    /// let outcome = pool.submit_job(job).outcome().wait();
+    /// assert_eq!(outcome.attempts(), 1);
+    /// assert_eq!(outcome.into_result(), Err(JobError::Failed(404)));
+    /// ```
+    pub fn retry_if(mut self, retryable: impl Fn(&E) -> bool + Send + Sync + 'static) -> Self {
+        self.retry_if = Some(Box::new(retryable));
+        self
+    }
+
+    /// How long to wait before each retry. The job keeps its worker meanwhile.
+    ///
+    /// The default ([`Backoff::default`]) waits 500 ms ± 50 % before the
+    /// first retry: with a [`timeout`](Self::timeout) shorter than that, the
+    /// backoff rarely fits, and a failed first attempt ends the job with its
+    /// error instead of a retry. Choose a backoff that fits the timeout.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.meta.backoff = backoff;
+        self
+    }
+
+    /// Limits each attempt to `timeout` from its own start.
+    ///
+    /// An async attempt that runs past it is dropped; a blocking one cannot
+    /// be stopped: its context reports [`is_cancelled`](JobContext::is_cancelled)
+    /// and the job waits for it to return (its value is dropped), keeping
+    /// its worker. Either way the attempt counts as a failure that is
+    /// retried (whatever [`retry_if`](Self::retry_if) says), and if it was
+    /// the last attempt the handle resolves
+    /// [`JobError::TimedOut`](crate::JobError::TimedOut) (a blocking last
+    /// attempt at once, as on any timeout). [`timeout`](Self::timeout) and
+    /// [`deadline`](Self::deadline) still bound the whole job.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workerpoolxt::{Backoff, Job, Pool};
+    ///
+    /// let pool = Pool::new(1);
+    /// let job = Job::new(|ctx| async move {
+    ///     if ctx.attempt() == 1 {
+    ///         std::future::pending::<()>().await; // the first attempt hangs
+    ///     }
+    ///     Ok::<_, ()>(ctx.attempt())
+    /// })
+    /// .attempt_timeout(Duration::from_millis(20))
+    /// .retry(2)
+    /// .backoff(Backoff::none());
+    /// assert_eq!(pool.submit_job(job).wait(), Ok(2));
+    /// ```
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.meta.attempt_timeout = Some(timeout);
+        self
+    }
+}
+
+impl<T, E, K> Job<T, E, K> {
     /// Names the job; the name is in its [`JobContext`] and [`Outcome`](crate::Outcome).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.meta.name = Some(Arc::new(name.into()));
@@ -162,22 +341,6 @@ impl<T, E> Job<T, E> {
     /// With a [`timeout`](Self::timeout) too, the earlier of the two applies.
     pub fn deadline(mut self, deadline: Instant) -> Self {
         self.meta.deadline = Some(deadline);
-        self
-    }
-
-    /// Up to `retries` more attempts after an attempt returns `Err`.
-    ///
-    /// No retry follows a panic, a timeout or a cancel; no attempt starts
-    /// once the deadline has passed or the job was cancelled, and none after
-    /// its handle resolved.
-    pub fn retry(mut self, retries: u32) -> Self {
-        self.meta.retry = retries;
-        self
-    }
-
-    /// How long to wait before each retry. The job keeps its worker meanwhile.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.meta.backoff = backoff;
         self
     }
 
@@ -206,11 +369,16 @@ impl<T, E> Job<T, E> {
 
     pub(crate) fn into_parts(self) -> (JobBody<T, E>, Option<Name>) {
         let name = self.meta.name.clone();
-        (JobBody { job: self }, name)
+        let body = JobBody {
+            factory: self.factory,
+            meta: self.meta,
+            retry_if: self.retry_if,
+        };
+        (body, name)
     }
 }
 
-impl<T, E> fmt::Debug for Job<T, E> {
+impl<T, E, K> fmt::Debug for Job<T, E, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
             .field("name", &self.meta.name)
@@ -219,11 +387,15 @@ impl<T, E> fmt::Debug for Job<T, E> {
                 &match self.factory {
                     Factory::Async(_) => "async",
                     Factory::Blocking(_) => "blocking",
+                    Factory::OnceAsync(_) => "async, once",
+                    Factory::OnceBlocking(_) => "blocking, once",
                 },
             )
             .field("timeout", &self.meta.timeout)
             .field("deadline", &self.meta.deadline)
+            .field("attempt_timeout", &self.meta.attempt_timeout)
             .field("retry", &self.meta.retry)
+            .field("retry_if", &self.retry_if.is_some())
             .field("backoff", &self.meta.backoff)
             .finish_non_exhaustive()
     }
@@ -231,7 +403,9 @@ impl<T, E> fmt::Debug for Job<T, E> {
 
 /// A [`Job`] as the body of a task.
 pub(crate) struct JobBody<T, E> {
-    pub(crate) job: Job<T, E>,
+    factory: Factory<T, E>,
+    meta: JobMeta,
+    retry_if: Option<RetryIf<E>>,
 }
 
 /// One attempt of a [`Job`].
@@ -258,7 +432,7 @@ impl<T: Send + 'static, E: Send + 'static> Body for JobBody<T, E> {
 
     fn attempt(&mut self, ctx: Option<JobContext>) -> Option<Self::Attempt> {
         let ctx = ctx?;
-        Some(match &mut self.job.factory {
+        Some(match &mut self.factory {
             Factory::Async(factory) => JobAttempt::Async(factory(ctx)),
             Factory::Blocking(f) => {
                 let f = f.clone();
@@ -267,14 +441,26 @@ impl<T: Send + 'static, E: Send + 'static> Body for JobBody<T, E> {
                     (*f)(ctx)
                 }))
             }
+            Factory::OnceAsync(future) => JobAttempt::Async(future.take()?),
+            Factory::OnceBlocking(f) => {
+                let f = f.take()?;
+                JobAttempt::Blocking(BlockingAttempt::spawn(move || f(ctx)))
+            }
         })
     }
 
     fn is_blocking(&self) -> bool {
-        matches!(self.job.factory, Factory::Blocking(_))
+        matches!(
+            self.factory,
+            Factory::Blocking(_) | Factory::OnceBlocking(_)
+        )
     }
 
     fn meta(&self) -> Option<&JobMeta> {
-        Some(&self.job.meta)
+        Some(&self.meta)
+    }
+
+    fn retries(&self, error: &E) -> bool {
+        self.retry_if.as_ref().is_none_or(|retryable| retryable(error))
     }
 }

@@ -142,6 +142,7 @@ mod deadlines;
 mod error;
 mod handle;
 mod header;
+mod id;
 mod job;
 #[cfg(all(test, workerpoolxt_loom))]
 mod loom_tests;
@@ -167,10 +168,11 @@ mod watch;
 mod worker;
 
 pub use crate::cancel::{CancelToken, Cancelled};
-pub use crate::context::{Backoff, JobContext};
+pub use crate::context::{Backoff, JobContext, JobSleep};
 pub use crate::error::{ConfigError, JobError, Panic, SubmitError, TrySubmitError};
 pub use crate::handle::{Outcome, OutcomeFuture, ResultHandle};
-pub use crate::job::Job;
+pub use crate::id::JobId;
+pub use crate::job::{Job, Once, Retryable};
 pub use crate::metrics::Metrics;
 pub use crate::options::Options;
 pub use crate::pause::{Pause, PauseGuard};

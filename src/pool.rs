@@ -18,6 +18,7 @@ use crate::error::JobError;
 use crate::error::{ConfigError, SubmitError, TrySubmitError};
 use crate::handle::ResultHandle;
 use crate::header::{Header, Leaves, Name, Record};
+use crate::id::JobId;
 use crate::job::Job;
 use crate::metrics::{End, Metrics};
 use crate::options::Options;
@@ -219,7 +220,7 @@ impl Pool {
     /// assert_eq!(pool.submit_job(slow).await, Err(JobError::TimedOut));
     /// # });
     /// ```
-    pub fn submit_job<T, E>(&self, job: Job<T, E>) -> ResultHandle<T, E>
+    pub fn submit_job<T, E, K>(&self, job: Job<T, E, K>) -> ResultHandle<T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -279,10 +280,10 @@ impl Pool {
     // The job comes back by value in the error: that is the point of the
     // call, so the large `Err` is intended.
     #[allow(clippy::result_large_err)]
-    pub fn try_submit_job<T, E>(
+    pub fn try_submit_job<T, E, K>(
         &self,
-        job: Job<T, E>,
-    ) -> Result<ResultHandle<T, E>, TrySubmitError<Job<T, E>>>
+        job: Job<T, E, K>,
+    ) -> Result<ResultHandle<T, E>, TrySubmitError<Job<T, E, K>>>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -343,7 +344,7 @@ impl Pool {
     }
 
     /// [`submit_wait`](Self::submit_wait) for a [`Job`].
-    pub fn submit_job_wait<T, E>(&self, job: Job<T, E>) -> SubmitWait<Job<T, E>, T, E>
+    pub fn submit_job_wait<T, E, K>(&self, job: Job<T, E, K>) -> SubmitWait<Job<T, E, K>, T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -355,18 +356,17 @@ impl Pool {
     }
 
     /// Counts a submission and reserves its place in the queue.
+    /// A place in the queue, or why there is none.
     fn admit(&self) -> Result<Place, Refused> {
         let shared = self.shared();
-        let refused = if !shared.is_open() {
-            Refused::Stopped
+        if !shared.is_open() {
+            Err(Refused::Stopped)
         } else if let Some(place) = Place::reserve(shared) {
             // Counted as submitted by its place (see `Counters::refused`).
-            return Ok(place);
+            Ok(place)
         } else {
-            Refused::Full
-        };
-        shared.core().count_refused();
-        Err(refused)
+            Err(Refused::Full)
+        }
     }
 
     /// Queues a job whose place is reserved.
@@ -387,7 +387,7 @@ impl Pool {
             ENTRY_REF | HANDLE_REF,
         );
         let (task, cell) = QueueEntry::new(header, Task::new(body, first));
-        let handle = ResultHandle::new(cell);
+        let handle = ResultHandle::new(cell, JobId::of_ticket(ticket));
         if let Err(task) = worker::push(shared, task) {
             // Stopped between the admission and the push: dropping the
             // unstarted task resolves its handle `Stopped`.
@@ -409,15 +409,17 @@ impl Pool {
             }
             Err(why) => {
                 drop(input);
-                let shared = self.shared();
+                let core = self.shared().core();
+                // Its id: a ticket, which leaves the queue as it is published.
+                let ticket = core.refused_ticket();
                 // Never queued: no queue wait, so no clock reading either.
-                let header = Header::new(shared.core().clone(), name, 0, 0, HANDLE_REF);
+                let header = Header::new(core.clone(), name, 0, ticket, HANDLE_REF);
                 let (err, how) = match why {
                     Refused::Full => (ErrorCode::QueueFull, End::Rejected),
                     Refused::Stopped => (ErrorCode::Stopped, End::Stopped),
                 };
-                header.publish(Some(err), Record::default(), how, Leaves::Nothing);
-                ResultHandle::new(HandleRef::without_task(header))
+                header.publish(Some(err), Record::default(), how, Leaves::Waiting);
+                ResultHandle::new(HandleRef::without_task(header), JobId::of_ticket(ticket))
             }
         }
     }
@@ -434,10 +436,12 @@ impl Pool {
                 Ok(self.enqueue(body, first, name, place))
             }
             Err(Refused::Full) => {
+                self.shared().core().count_refused();
                 self.shared().core().count(End::Rejected);
                 Err(TrySubmitError::Full(input))
             }
             Err(Refused::Stopped) => {
+                self.shared().core().count_refused();
                 self.shared().core().count(End::Stopped);
                 Err(TrySubmitError::Stopped(input))
             }

@@ -35,6 +35,7 @@ use crate::cancel::{CancelToken, Cancelled};
 use crate::context::JobContext;
 use crate::error::{JobError, Panic};
 use crate::header::{Header, Leaves, Record};
+use crate::id::JobId;
 use crate::metrics::End;
 use crate::runtime::Sleep;
 use crate::state::{ErrorCode, Start};
@@ -53,6 +54,10 @@ enum Phase {
     Running,
     /// Between attempts, waiting out the backoff.
     Backoff,
+    /// A blocking attempt ran past its attempt timeout and the job has
+    /// attempts left: the closure has not returned yet. The next attempt
+    /// waits for it (it holds the job's slot).
+    Abandoned,
     /// Interrupted blocking closure: the closure has not returned yet. The
     /// handle has resolved, unless a fault is waiting for the closure's end
     /// (`Supervision::fault`).
@@ -62,19 +67,29 @@ enum Phase {
     Done,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupt {
     Cancelled,
     TimedOut,
+    /// The running attempt passed its own limit (`Job::attempt_timeout`).
+    AttemptTimedOut,
 }
 
 impl Interrupt {
     fn into_error<E>(self) -> (JobError<E>, End) {
         match self {
             Interrupt::Cancelled => (JobError::Cancelled, End::Cancelled),
-            Interrupt::TimedOut => (JobError::TimedOut, End::TimedOut),
+            Interrupt::TimedOut | Interrupt::AttemptTimedOut => {
+                (JobError::TimedOut, End::TimedOut)
+            }
         }
     }
+}
+
+/// Why the last attempt gave no value, when the job may try again.
+enum Last<E> {
+    Failed(E),
+    TimedOut,
 }
 
 /// The task's attempt, from its projection: `Pin<&mut Option<_>>` as
@@ -128,6 +143,10 @@ struct Supervision {
     /// The clock reading that found the deadline passed, if one did.
     expired_at: Option<Instant>,
     deadline_wait: Option<DeadlineWait>,
+    /// The running attempt's own deadline (`Job::attempt_timeout`), and
+    /// its wait; cleared once the attempt ends.
+    attempt_deadline: Option<Instant>,
+    attempt_wait: Option<DeadlineWait>,
     token_wait: Option<Cancelled>,
     backoff_sleep: Option<Sleep>,
     ctx: Option<JobContext>,
@@ -257,7 +276,7 @@ impl<B: Body> Task<B> {
                 let _ = attempt!(this).clear();
                 Some(Finished::unstarted(header, error, how))
             }
-            Phase::Running | Phase::Backoff => {
+            Phase::Running | Phase::Backoff | Phase::Abandoned => {
                 // Dropped mid-run: only when the executor running the worker
                 // goes away. Body first, then the handle.
                 let dropped = attempt!(this).clear();
@@ -337,6 +356,7 @@ impl<B: Body> Task<B> {
                 Phase::Queued => Self::start(this, header),
                 Phase::Running => Self::run_attempt(this, header, cx, local),
                 Phase::Backoff => Self::back_off(this, header, cx, local),
+                Phase::Abandoned => Self::abandon(this, header, cx, local),
                 Phase::Starting => unreachable!("a start ends within the step that began it"),
                 Phase::Draining => Some(Self::drain(this, header, cx)),
                 Phase::Done => Some(Poll::Ready(None)),
@@ -396,7 +416,9 @@ impl<B: Body> Task<B> {
         if deadline.is_some() || meta.is_some() {
             let ctx = meta.map(|m| {
                 let options = m.options.clone().or_else(|| core.default_options.clone());
-                JobContext::new(m, options.unwrap_or_default(), deadline, core, header.id())
+                let id = JobId::of_ticket(core.full_ticket(header.ticket()));
+                let options = options.unwrap_or_default();
+                JobContext::new(m, options, deadline, core, header.id(), id)
             });
             *this.supervision = Some(Box::new(Supervision {
                 deadline,
@@ -452,7 +474,7 @@ impl<B: Body> Task<B> {
     }
 
     /// The attempt failed with `e`: the job ends `Failed` if it has no retry
-    /// left (or ends interrupted), or backs off (`None`) before the next.
+    /// left or `e` is not retryable, or tries again (`retry_or_end`).
     fn failed(
         this: &mut Projected<'_, B>,
         header: &Header,
@@ -463,15 +485,32 @@ impl<B: Body> Task<B> {
             let panicked = Err(JobError::Panicked(p));
             return Some(Self::finish(this, header, panicked, End::Panicked));
         }
-        let retry = this.body.meta().map_or(0, |m| m.retry);
-        if *this.attempts > retry {
-            return Some(Self::finish(
-                this,
-                header,
-                Err(JobError::Failed(e)),
-                End::Failed,
-            ));
+        if let Some(sup) = this.supervision.as_mut() {
+            sup.attempt_deadline = None;
+            sup.attempt_wait = None;
         }
+        if !Self::retry_left(this) || !this.body.retries(&e) {
+            let failed = Err(JobError::Failed(e));
+            return Some(Self::finish(this, header, failed, End::Failed));
+        }
+        Self::retry_or_end(this, header, cx, Last::Failed(e))
+    }
+
+    /// Whether the job may make another attempt after the one that ran.
+    fn retry_left(this: &Projected<'_, B>) -> bool {
+        *this.attempts <= this.body.meta().map_or(0, |m| m.retry)
+    }
+
+    /// The last attempt ended without a value (`last`) and the job may try
+    /// again: it backs off (`None`), or ends at once, interrupted, or with
+    /// `last` if the backoff would end at or after its deadline (a job
+    /// never holds its slot waiting for an attempt it cannot start).
+    fn retry_or_end(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        last: Last<B::Error>,
+    ) -> Option<Step<B>> {
         if let Some(why) = Self::interrupted(this, header) {
             return Some(Self::interrupt(this, header, cx, why));
         }
@@ -480,27 +519,94 @@ impl<B: Body> Task<B> {
             .meta()
             .map(|m| m.backoff.delay(*this.attempts))
             .unwrap_or_default();
+        let core = &header.core;
+        let wake_at = if delay.is_zero() {
+            None
+        } else {
+            // A backoff too long to express waits for ever: past any deadline.
+            Some(core.now().checked_add(delay))
+        };
+        let deadline = this.supervision.as_ref().and_then(|e| e.deadline);
+        if let (Some(wake_at), Some(deadline)) = (wake_at, deadline) {
+            if wake_at.is_none_or(|at| at >= deadline) {
+                let (result, how) = match last {
+                    Last::Failed(e) => (Err(JobError::Failed(e)), End::Failed),
+                    Last::TimedOut => (Err(JobError::TimedOut), End::TimedOut),
+                };
+                return Some(Self::finish(this, header, result, how));
+            }
+        }
         this.trace.retry(*this.attempts, delay);
         // The error is dropped: the next attempt replaces it, and an
         // interrupted backoff ends the job TimedOut or Cancelled.
-        drop(e);
+        drop(last);
         *this.phase = Phase::Backoff;
-        if delay.is_zero() {
+        let Some(wake_at) = wake_at else {
             // No sleep, but a yield: a job that fails at once must not keep
             // its executor thread from every other task. The next poll
             // starts the next attempt.
             cx.waker().wake_by_ref();
             return Some(Poll::Pending);
-        }
-        let core = &header.core;
-        // A backoff too long to express waits for ever (until the deadline
-        // or a cancel).
-        let sleep = match core.now().checked_add(delay) {
-            Some(wake_at) => core.sleep_until(wake_at),
+        };
+        let sleep = match wake_at {
+            Some(at) => core.sleep_until(at),
             None => Sleep::Other(Box::pin(std::future::pending())),
         };
         supervision(this.supervision).backoff_sleep = Some(sleep);
         None
+    }
+
+    /// The attempt ran past its own timeout and the job has attempts left:
+    /// an async attempt is dropped and the job tries again; a blocking one
+    /// is told (its context) and awaited first (`Abandoned`).
+    fn attempt_timed_out(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+    ) -> Step<B> {
+        if let Some(ctx) = this.supervision.as_ref().and_then(|e| e.ctx.as_ref()) {
+            ctx.attempt_timed_out(*this.attempts);
+        }
+        if this.body.is_blocking() && attempt!(this).is_some() {
+            *this.phase = Phase::Abandoned;
+        } else if let Err(p) = attempt!(this).clear() {
+            return Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked);
+        }
+        if *this.phase == Phase::Running {
+            if let Some(step) = Self::retry_or_end(this, header, cx, Last::TimedOut) {
+                return step;
+            }
+        }
+        // Backing off or awaiting the closure: the next poll goes on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Awaits a blocking attempt that ran past its own timeout, then tries
+    /// again (`None`: it backs off). The job's own interrupts still apply.
+    fn abandon(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
+    ) -> Option<Step<B>> {
+        if let Some(why) = Self::interrupted(this, header) {
+            return Some(Self::interrupt(this, header, cx, why));
+        }
+        if let Some(a) = attempt!(this).into_pin_mut() {
+            if let Ok(Poll::Pending) = catch_unwind(AssertUnwindSafe(|| a.poll(cx))) {
+                return Some(match Self::poll_interrupts(this, header, cx, local) {
+                    Some(why) => Self::interrupt(this, header, cx, why),
+                    None => Poll::Pending,
+                });
+            }
+        }
+        // Returned (its value or panic is dropped): the next attempt may go.
+        if let Err(p) = attempt!(this).clear() {
+            return Some(Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked));
+        }
+        *this.phase = Phase::Running;
+        Self::retry_or_end(this, header, cx, Last::TimedOut)
     }
 
     /// Waits out the backoff, then makes the next attempt (`None`: it runs).
@@ -552,6 +658,11 @@ impl<B: Body> Task<B> {
                 if *this.attempts > 1 {
                     header.core.count_retry();
                 }
+                if let Some(limit) = this.body.meta().and_then(|m| m.attempt_timeout) {
+                    // A limit too long to express is no limit.
+                    supervision(this.supervision).attempt_deadline =
+                        header.core.now().checked_add(limit);
+                }
                 this.trace.attempt(*this.attempts);
                 attempt!(this).set(attempt);
                 None
@@ -591,18 +702,52 @@ impl<B: Body> Task<B> {
         {
             return Some(Interrupt::Cancelled);
         }
-        if !*this.deadline_passed {
-            let sup = this.supervision.as_mut()?;
-            let deadline = sup.deadline?;
-            let now = header.core.now();
-            if now < deadline {
-                return None;
-            }
+        if *this.deadline_passed {
+            return Some(Interrupt::TimedOut);
+        }
+        let sup = this.supervision.as_mut()?;
+        if sup.deadline.is_none() && sup.attempt_deadline.is_none() {
+            return None;
+        }
+        let now = header.core.now();
+        if sup.deadline.is_some_and(|d| now >= d) {
             *this.deadline_passed = true;
             // The job's run ends here: its record reuses this reading.
             sup.expired_at = Some(now);
+            return Some(Interrupt::TimedOut);
         }
-        Some(Interrupt::TimedOut)
+        if sup.attempt_deadline.is_some_and(|d| now >= d) {
+            sup.attempt_deadline = None;
+            sup.attempt_wait = None;
+            return Some(Interrupt::AttemptTimedOut);
+        }
+        None
+    }
+
+    /// Arms `wait` for `deadline` (once): `true` if it is known to have
+    /// passed. A registration with the pool's deadlines wakes the task,
+    /// which then reads the clock (`interrupted`).
+    fn arm(
+        wait: &mut Option<DeadlineWait>,
+        deadline: Instant,
+        header: &Header,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        let wait = wait.get_or_insert_with(|| {
+            #[cfg(not(workerpoolxt_loom))]
+            if let Some(deadlines) = &header.core.deadlines {
+                return DeadlineWait::Registered(deadlines.register(deadline, cx.waker()));
+            }
+            DeadlineWait::Sleep(header.core.sleep_until(deadline))
+        });
+        match wait {
+            DeadlineWait::Sleep(sleep) => Pin::new(sleep).poll(cx).is_ready(),
+            #[cfg(not(workerpoolxt_loom))]
+            DeadlineWait::Registered(r) => {
+                r.set_waker(cx.waker());
+                false
+            }
+        }
     }
 
     /// Arms every interrupt source (cancel, token, deadline) so that any of
@@ -644,26 +789,19 @@ impl<B: Body> Task<B> {
                 return Some(Interrupt::Cancelled);
             }
         }
-        let deadline = sup.deadline?;
-        let wait = sup.deadline_wait.get_or_insert_with(|| {
-            #[cfg(not(workerpoolxt_loom))]
-            if let Some(deadlines) = &header.core.deadlines {
-                // Wakes this task once the deadline passed (at once if it
-                // has), which then reads the clock (`interrupted`).
-                return DeadlineWait::Registered(deadlines.register(deadline, cx.waker()));
+        if let Some(deadline) = sup.deadline {
+            if Self::arm(&mut sup.deadline_wait, deadline, header, cx) {
+                *this.deadline_passed = true;
+                sup.deadline_wait = None;
+                return Some(Interrupt::TimedOut);
             }
-            DeadlineWait::Sleep(header.core.sleep_until(deadline))
-        });
-        match wait {
-            DeadlineWait::Sleep(sleep) => {
-                if Pin::new(sleep).poll(cx).is_ready() {
-                    *this.deadline_passed = true;
-                    sup.deadline_wait = None;
-                    return Some(Interrupt::TimedOut);
-                }
+        }
+        if let Some(deadline) = sup.attempt_deadline {
+            if Self::arm(&mut sup.attempt_wait, deadline, header, cx) {
+                sup.attempt_deadline = None;
+                sup.attempt_wait = None;
+                return Some(Interrupt::AttemptTimedOut);
             }
-            #[cfg(not(workerpoolxt_loom))]
-            DeadlineWait::Registered(r) => r.set_waker(cx.waker()),
         }
         None
     }
@@ -674,7 +812,12 @@ impl<B: Body> Task<B> {
         cx: &mut Context<'_>,
         why: Interrupt,
     ) -> Step<B> {
+        if why == Interrupt::AttemptTimedOut && Self::retry_left(this) {
+            return Self::attempt_timed_out(this, header, cx);
+        }
         if let Some(sup) = this.supervision.as_mut() {
+            sup.attempt_deadline = None;
+            sup.attempt_wait = None;
             if let Some(ctx) = sup.ctx.as_ref() {
                 ctx.interrupt();
             }
@@ -682,7 +825,8 @@ impl<B: Body> Task<B> {
         }
         let (err, how) = why.into_error();
         this.trace.interrupted(how);
-        if *this.phase == Phase::Running && this.body.is_blocking() && attempt!(this).is_some() {
+        let running = matches!(*this.phase, Phase::Running | Phase::Abandoned);
+        if running && this.body.is_blocking() && attempt!(this).is_some() {
             // A blocking closure cannot be stopped: resolve now, keep the slot
             // until it returns. Counted as draining first (out of `running`
             // in the same step), so the ledger never shows it both running
@@ -834,12 +978,14 @@ impl<B: Body> Task<B> {
                 let f = Finished::unstarted(header, JobError::Panicked(p), End::Panicked);
                 Poll::Ready(Some(f))
             }
-            Phase::Running if this.body.is_blocking() && attempt!(this).is_some() => {
+            Phase::Running | Phase::Abandoned
+                if this.body.is_blocking() && attempt!(this).is_some() =>
+            {
                 supervision(this.supervision).fault = Some(p);
                 *this.phase = Phase::Draining;
                 Self::drain(this, header, cx)
             }
-            Phase::Running | Phase::Backoff => {
+            Phase::Running | Phase::Backoff | Phase::Abandoned => {
                 let result = match attempt!(this).clear() {
                     Ok(()) => JobError::Panicked(p),
                     Err(dropped) => JobError::Panicked(dropped),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The modules, lowest first; each layer may use the ones before it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["sync", "error", "options", "metrics", "trace"]),
+    ("leaves", &["sync", "error", "id", "options", "metrics", "trace"]),
     (
         "primitives",
         &[

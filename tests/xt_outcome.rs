@@ -112,7 +112,7 @@ rt_test!(a_success_keeps_every_field, |b: Builder| async move {
     assert_eq!(format!("{o}"), "probe: Ok(1) after 1 attempt(s) in 7ms");
     assert_eq!(
         format!("{o:?}"),
-        r#"Outcome { name: Some("probe"), duration: 7ms, queued: 3ms, attempts: 1, result: Ok(1) }"#
+        r#"Outcome { id: JobId(2), name: Some("probe"), duration: 7ms, queued: 3ms, attempts: 1, result: Ok(1) }"#
     );
 });
 
