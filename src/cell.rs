@@ -47,7 +47,9 @@ use crate::body::Body;
 use crate::error::{JobError, Panic};
 use crate::header::Header;
 use crate::queue::{Linked, Node};
-use crate::state::{release_handle_ref, release_ref, ENTRY_REF, HANDLE_REF};
+use crate::state::{
+    acquire_cancel_ref, release_cancel_ref, release_handle_ref, release_ref, ENTRY_REF, HANDLE_REF,
+};
 use crate::task::{Finished, Task, WorkerLocal};
 
 /// What every job cell starts with: the queue's node and the cell's
@@ -509,6 +511,63 @@ impl<T, E> HandleRef<T, E> {
     }
 }
 
+impl<T: Send, E: Send> HandleRef<T, E> {
+    /// A new cancel reference to the cell.
+    pub(crate) fn cancel_ref(&self) -> CancelRef {
+        CancelRef::new(self.link)
+    }
+}
+
+/// A `CancelHandle`'s reference to a job's cell: a thin pointer, and one
+/// count of the header's [`CANCEL_REF`] bits. It reaches the header only
+/// (never the result), whatever the job's types.
+pub(crate) struct CancelRef {
+    link: NonNull<Link>,
+}
+
+// SAFETY: it only reaches the header, which is `Send + Sync`; whichever
+// owner lets go last frees the cell, on whatever thread, and the cells it
+// is made for (`HandleRef::cancel_ref`) hold `Send` results.
+unsafe impl Send for CancelRef {}
+// SAFETY: `&CancelRef` gives `&Header` only, which is `Sync`.
+unsafe impl Sync for CancelRef {}
+
+impl CancelRef {
+    fn new(link: NonNull<Link>) -> CancelRef {
+        // SAFETY: the caller owns a reference, which keeps the cell alive.
+        acquire_cancel_ref(unsafe { &head(link.as_ptr()).header.state });
+        CancelRef { link }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: this reference keeps the cell alive while `self` is
+        // borrowed.
+        unsafe { &head(self.link.as_ptr()).header }
+    }
+}
+
+impl Clone for CancelRef {
+    fn clone(&self) -> CancelRef {
+        CancelRef::new(self.link)
+    }
+}
+
+impl Drop for CancelRef {
+    fn drop(&mut self) {
+        let link = self.link.as_ptr();
+        // SAFETY: as `HandleRef`'s drop: only the state word is borrowed
+        // across the release; the last owner frees the cell with the
+        // vtable of its own type (the entry let go already: its task is
+        // dropped).
+        unsafe {
+            let vtable = (*link).vtable;
+            if release_cancel_ref(&head(link).header.state) {
+                (vtable.free)(link);
+            }
+        }
+    }
+}
+
 impl<T, E> Drop for HandleRef<T, E> {
     fn drop(&mut self) {
         let link = self.link.as_ptr();
@@ -612,6 +671,47 @@ mod owners {
         drop(entry);
         assert_eq!(handle.try_take(), Some(Ok(String::from("read"))));
         drop(handle);
+    }
+
+    /// A cancel handle owns the cell as the other two do: when it lets go
+    /// last, it frees the cell and the result nobody took; when the handle
+    /// goes last after it, the handle does.
+    #[test]
+    fn a_cancel_handle_can_be_the_last_owner() {
+        let pool = parked();
+        let handle = pool.submit(async { String::from("freed by the cancel handle") });
+        let cancel = handle.cancel_handle();
+        let clone = cancel.clone();
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        drop(handle);
+        run(&mut entry);
+        drop(entry);
+        assert!(cancel.is_finished());
+        drop(cancel);
+        clone.cancel(); // complete: nothing changes
+        drop(clone);
+
+        let mut handle = pool.submit(async { String::from("read") });
+        let cancel = handle.cancel_handle();
+        let mut entry = pool.shared().queue.pop().expect("queued");
+        run(&mut entry);
+        drop(entry);
+        drop(cancel);
+        assert_eq!(handle.try_take(), Some(Ok(String::from("read"))));
+    }
+
+    /// A cancel handle's cancel of a queued job resolves its handle at once,
+    /// wherever the handle is.
+    #[test]
+    fn a_cancel_handle_cancels_a_queued_job() {
+        let pool = parked();
+        let mut handle = pool.submit(async { 1 });
+        let cancel = handle.cancel_handle();
+        assert!(!cancel.is_finished());
+        std::thread::spawn(move || cancel.cancel()).join().unwrap();
+        assert_eq!(handle.try_take(), Some(Err(JobError::Cancelled)));
+        let entry = pool.shared().queue.pop().expect("still queued");
+        drop(entry);
     }
 
     #[test]

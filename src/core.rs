@@ -38,7 +38,7 @@ use crate::options::Options;
 use crate::runtime::{clock_hint, SharedClock, Sleep};
 #[cfg(not(workerpoolxt_loom))]
 use crate::sync::Arc;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering, Padded};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Padded};
 use crate::watch::Watchers;
 
 /// `Core::slots`: `draining` in the high 32 bits, `running` in the low 32
@@ -71,6 +71,10 @@ pub(crate) struct Core {
     pub(crate) token: CancelToken,
     /// The workers' wakers, for cancels of running jobs (`src/watch.rs`).
     pub(crate) watchers: Watchers,
+    /// A shutdown's grace ended: every running job is cancelled (set once).
+    aborted: AtomicBool,
+    /// The jobs that ended cancelled by it.
+    aborted_jobs: AtomicU64,
     /// The running jobs' deadlines under one timer (system clock only).
     #[cfg(not(workerpoolxt_loom))]
     pub(crate) deadlines: Option<Arc<Deadlines>>,
@@ -107,6 +111,8 @@ impl Core {
             default_options: c.default_options,
             token: c.token,
             watchers: Watchers::default(),
+            aborted: AtomicBool::new(false),
+            aborted_jobs: AtomicU64::new(0),
             #[cfg(not(workerpoolxt_loom))]
             deadlines: c.system_clock.then(Deadlines::new),
         }
@@ -247,6 +253,31 @@ impl Core {
         let waiting = queued.saturating_sub(self.dequeued.load(Ordering::SeqCst));
         // A refused submit's ticket counts for a moment (`refused_ticket`).
         self.capacity.map_or(waiting, |cap| waiting.min(cap))
+    }
+
+    // ----- a shutdown's cancel -----
+
+    /// Cancels every running job (a shutdown's grace ended): each one's
+    /// worker is woken and finds it aborted (the flag is set before the
+    /// wake-ups, and a worker registers before it looks: see `src/watch.rs`).
+    pub(crate) fn abort_running(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        self.watchers.wake_all();
+    }
+
+    /// Whether running jobs are to be cancelled (`abort_running`).
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// A job ended cancelled by `abort_running`.
+    pub(crate) fn count_aborted(&self) {
+        self.aborted_jobs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The jobs that ended cancelled by `abort_running`.
+    pub(crate) fn aborted_jobs(&self) -> u64 {
+        self.aborted_jobs.load(Ordering::SeqCst)
     }
 
     /// A job left the queue (started, cancelled or dropped unstarted).

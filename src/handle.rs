@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_core::future::FusedFuture;
 
-use crate::cell::HandleRef;
+use crate::cell::{CancelRef, HandleRef};
 use crate::error::JobError;
 use crate::header::{Header, Name};
 use crate::id::JobId;
@@ -224,14 +224,7 @@ impl<T, E> ResultHandle<T, E> {
     }
 
     fn wait_outcome(self) -> Outcome<T, E> {
-        if current_job::get().is_some_and(|job| !job.blocking) {
-            panic!(
-                "workerpoolxt: ResultHandle::wait() called inside an async job: it would \
-                 block a thread that runs the pool's workers, and the job it waits for \
-                 might never run; `.await` the handle instead"
-            );
-        }
-        futures_lite::future::block_on(self.outcome())
+        block_outside_async_jobs("ResultHandle::wait()", self.outcome())
     }
 
     /// A future of the job's full [`Outcome`]: its result with its name,
@@ -262,6 +255,36 @@ impl<T, E> ResultHandle<T, E> {
     /// The job's name, if it has one.
     pub fn name(&self) -> Option<&str> {
         self.header().name.as_deref().map(String::as_str)
+    }
+
+    /// A handle that can cancel the job from anywhere, and tell whether it
+    /// finished, without its result: for when this handle moves into a
+    /// [`ResultSet`](crate::ResultSet) or another task.
+    ///
+    /// ```
+    /// use workerpoolxt::{JobError, Pool, ResultSet};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let handle = pool.submit(std::future::pending::<()>());
+    /// let canceller = handle.cancel_handle();
+    /// let mut set = ResultSet::new();
+    /// set.push(handle);
+    /// canceller.cancel();
+    /// let outcome = set.join_next().await.unwrap();
+    /// assert_eq!(outcome.into_result(), Err(JobError::Cancelled));
+    /// assert!(canceller.is_finished());
+    /// # });
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle
+    where
+        T: Send,
+        E: Send,
+    {
+        CancelHandle {
+            cell: self.cell.cancel_ref(),
+            id: self.id,
+        }
     }
 
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T, E>> {
@@ -349,6 +372,66 @@ impl<T, E> fmt::Debug for OutcomeFuture<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutcomeFuture")
             .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+/// Blocks the calling thread on `future` (the blocking `wait` of `what`).
+///
+/// # Panics
+///
+/// Inside an async job: it would block a thread that runs the pool's
+/// workers, and what it waits for might never run.
+pub(crate) fn block_outside_async_jobs<F: Future>(what: &str, future: F) -> F::Output {
+    if current_job::get().is_some_and(|job| !job.blocking) {
+        panic!(
+            "workerpoolxt: {what} called inside an async job: it would block a thread \
+             that runs the pool's workers, and what it waits for might never run; \
+             `.await` it instead"
+        );
+    }
+    futures_lite::future::block_on(future)
+}
+
+/// Cancels a job from anywhere: `Clone + Send + Sync`, from
+/// [`ResultHandle::cancel_handle`]. Like tokio's `AbortHandle`.
+///
+/// [`cancel`](Self::cancel) does what [`ResultHandle::cancel`] does; the
+/// job's handle (wherever it is) then resolves. Dropping a cancel handle
+/// does nothing to the job. It keeps the job's small record alive, not its
+/// result.
+#[derive(Clone)]
+pub struct CancelHandle {
+    cell: CancelRef,
+    id: JobId,
+}
+
+impl CancelHandle {
+    /// Cancels the job, as [`ResultHandle::cancel`] does: a queued job never
+    /// starts, a running async job is dropped, a running blocking closure
+    /// is told through its context and its handle resolves at once; a
+    /// finished job keeps its result.
+    pub fn cancel(&self) {
+        self.cell.header().cancel();
+    }
+
+    /// Whether the job's handle has resolved (or can resolve without
+    /// waiting).
+    pub fn is_finished(&self) -> bool {
+        self.cell.header().is_complete()
+    }
+
+    /// The job's id ([`ResultHandle::id`]).
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
             .finish()
     }
 }

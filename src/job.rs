@@ -461,6 +461,8 @@ impl<T: Send + 'static, E: Send + 'static> Body for JobBody<T, E> {
     }
 
     fn retries(&self, error: &E) -> bool {
-        self.retry_if.as_ref().is_none_or(|retryable| retryable(error))
+        self.retry_if
+            .as_ref()
+            .is_none_or(|retryable| retryable(error))
     }
 }

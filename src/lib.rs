@@ -159,6 +159,7 @@ mod scheduler;
 mod set;
 mod shared;
 mod state;
+mod stop;
 mod sync;
 mod task;
 #[cfg(all(test, not(workerpoolxt_loom)))]
@@ -170,15 +171,16 @@ mod worker;
 pub use crate::cancel::{CancelToken, Cancelled};
 pub use crate::context::{Backoff, JobContext, JobSleep};
 pub use crate::error::{ConfigError, JobError, Panic, SubmitError, TrySubmitError};
-pub use crate::handle::{Outcome, OutcomeFuture, ResultHandle};
+pub use crate::handle::{CancelHandle, Outcome, OutcomeFuture, ResultHandle};
 pub use crate::id::JobId;
 pub use crate::job::{Job, Once, Retryable};
 pub use crate::metrics::Metrics;
 pub use crate::options::Options;
 pub use crate::pause::{Pause, PauseGuard};
-pub use crate::pool::{Builder, Pool, Stop, SubmitWait};
+pub use crate::pool::{Builder, Pool, SubmitWait};
 pub use crate::runtime::{BoxFuture, Clock};
 pub use crate::set::ResultSet;
+pub use crate::stop::{Shutdown, ShutdownReport, Stop};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -193,10 +195,12 @@ fn _assert_traits() {
     send_sync_clone::<CancelToken>();
     send_sync_clone::<JobContext>();
     send_sync_clone::<Options>();
+    send_sync_clone::<CancelHandle>();
     send_unpin_fused::<ResultHandle<u8>>();
     send_unpin_fused::<ResultHandle<u8, std::io::Error>>();
     send_unpin_fused::<OutcomeFuture<u8>>();
     send_unpin_fused::<Stop>();
+    send_unpin_fused::<Shutdown>();
     send_unpin_fused::<Pause>();
     send::<PauseGuard>();
     send::<ResultSet<u8>>();

@@ -23,11 +23,10 @@ use crate::job::Job;
 use crate::metrics::{End, Metrics};
 use crate::options::Options;
 use crate::pause::Pause;
-use crate::runtime::{
-    self, current_job, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock,
-};
+use crate::runtime::{self, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock};
 use crate::shared::{Listening, Shared, DRAINING, STOPPED};
 use crate::state::{ErrorCode, ENTRY_REF, HANDLE_REF};
+use crate::stop::{Shutdown, Stop};
 use crate::sync::Arc;
 use crate::task::Task;
 use crate::worker;
@@ -279,7 +278,7 @@ impl Pool {
     /// [`try_submit`](Self::try_submit) for a [`Job`].
     // The job comes back by value in the error: that is the point of the
     // call, so the large `Err` is intended.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err, clippy::type_complexity)]
     pub fn try_submit_job<T, E, K>(
         &self,
         job: Job<T, E, K>,
@@ -489,6 +488,52 @@ impl Pool {
         Stop::new(shared)
     }
 
+    /// Shuts the pool down gracefully: a [`stop`](Self::stop), then, once
+    /// `grace` has passed on the pool's clock, a cancel of every job still
+    /// running; resolves to a report of what happened.
+    ///
+    /// From the call on, new submissions resolve [`JobError::Stopped`] and
+    /// queued jobs never start (their handles resolve `Stopped`). Running
+    /// jobs get `grace` to finish. Then each one still running is cancelled,
+    /// whatever its token: an async job is dropped, a blocking closure is
+    /// told through its [`JobContext`](crate::JobContext) and its handle
+    /// resolves [`JobError::Cancelled`] at once. The future resolves once
+    /// every worker has left, blocking closures included (a closure that
+    /// never looks at its context keeps the shutdown waiting until it
+    /// returns). A zero `grace` cancels at once.
+    ///
+    /// Awaited inside a job of this pool, it waits for the other jobs, as
+    /// [`stop`](Self::stop) does, and the calling job is cancelled with the
+    /// others when the grace ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workerpoolxt::{JobError, Pool};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(1);
+    /// let (started, running) = async_channel::bounded::<()>(1);
+    /// let stuck = pool.submit(async move {
+    ///     started.send(()).await.ok();
+    ///     std::future::pending::<()>().await
+    /// });
+    /// let queued = pool.submit(async { 1 });
+    /// running.recv().await.unwrap();
+    /// let report = pool.shutdown(Duration::from_millis(10)).await;
+    /// assert_eq!((report.finished, report.cancelled, report.stopped), (0, 1, 1));
+    /// assert_eq!(stuck.await, Err(JobError::Cancelled));
+    /// assert_eq!(queued.await, Err(JobError::Stopped));
+    /// # });
+    /// ```
+    pub fn shutdown(&self, grace: Duration) -> Shutdown {
+        let shared = self.shared().clone();
+        let before = shared.core().metrics();
+        let stop = self.stop();
+        Shutdown::new(shared, stop, before, grace)
+    }
+
     /// Stops the pool after running every queued job (Go's `StopWait`).
     ///
     /// From the call on, new submissions resolve [`JobError::Stopped`] and
@@ -642,94 +687,6 @@ impl fmt::Debug for Pool {
             .field("waiting", &self.waiting())
             .field("stopped", &self.is_stopped())
             .finish()
-    }
-}
-
-/// The future of [`Pool::stop`] and [`Pool::stop_wait`]: resolves once every
-/// worker has left.
-///
-/// The stop itself began when it was created; dropping this future only
-/// stops waiting.
-///
-/// Awaited inside a job of the same pool (an async job, or a blocking
-/// closure that blocks on it), it cannot wait for its own job's worker: it
-/// resolves once every *other* worker has left, except those whose jobs
-/// await a stop of this pool too. Jobs still queued (after `stop_wait`)
-/// then run once the calling job has ended.
-#[must_use = "futures do nothing unless you .await or poll them (the stop has begun regardless)"]
-pub struct Stop {
-    shared: Arc<Shared>,
-    listening: Listening,
-    /// Counted in `Shared::stops_inside`: polled inside a job of this pool.
-    inside: bool,
-    done: bool,
-}
-
-impl Stop {
-    fn new(shared: Arc<Shared>) -> Stop {
-        Stop {
-            shared,
-            listening: Listening::default(),
-            inside: false,
-            done: false,
-        }
-    }
-
-    /// No longer counted as a stop awaited inside a job.
-    fn leave_inside(&mut self) {
-        if std::mem::take(&mut self.inside) {
-            self.shared.stop_inside(false);
-        }
-    }
-}
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.leave_inside();
-    }
-}
-
-impl Future for Stop {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(());
-        }
-        let id = this.shared.id();
-        if !this.inside && current_job::get().is_some_and(|job| job.pool == id) {
-            this.inside = true;
-            this.shared.stop_inside(true);
-        }
-        loop {
-            if this.shared.stops_resolved(this.inside) {
-                this.done = true;
-                this.listening.stop();
-                this.leave_inside();
-                return Poll::Ready(());
-            }
-            let shared = &this.shared;
-            if this
-                .listening
-                .wait(cx, || shared.listen_quiet())
-                .is_pending()
-            {
-                return Poll::Pending;
-            }
-        }
-    }
-}
-
-impl FusedFuture for Stop {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl fmt::Debug for Stop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stop").field("done", &self.done).finish()
     }
 }
 

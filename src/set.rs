@@ -9,14 +9,23 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_util::stream::FuturesUnordered;
 
-use crate::handle::{Outcome, OutcomeFuture, ResultHandle};
+use crate::handle::{block_outside_async_jobs, Outcome, OutcomeFuture, ResultHandle};
 
 /// A set of result handles: what workerpoolxt's `StopWaitXT` gave, without
 /// stopping the pool.
 ///
 /// [`join_all`](Self::join_all) waits for every job and returns the
-/// [`Outcome`]s in the order the handles were pushed. As a
-/// [`Stream`] it yields them in the order the jobs finish.
+/// [`Outcome`]s in the order the handles were pushed;
+/// [`wait_all`](Self::wait_all) does the same for a caller without an
+/// executor. [`join_next`](Self::join_next), and the set as a [`Stream`],
+/// yield them in the order the jobs finish; [`Outcome::id`] says which job
+/// each one is.
+///
+/// # Drop
+///
+/// Dropping a set drops its handles: the jobs run on and keep their slots,
+/// as with a dropped [`ResultHandle`]. Call [`cancel_all`](Self::cancel_all)
+/// first to stop them.
 ///
 /// # Examples
 ///
@@ -114,6 +123,58 @@ impl<T, E> ResultSet<T, E> {
         for f in self.pending.iter() {
             f.outcome.cancel();
         }
+    }
+
+    /// The next job to finish, in completion order; `None` once the set is
+    /// empty. Cancel-safe: a `select!` that drops it loses nothing.
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, ResultSet};
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let mut set = ResultSet::new();
+    /// let ids: Vec<_> = (0..3u32)
+    ///     .map(|i| {
+    ///         let h = pool.submit(async move { i });
+    ///         let id = h.id();
+    ///         set.push(h);
+    ///         id
+    ///     })
+    ///     .collect();
+    /// let mut seen = Vec::new();
+    /// while let Some(outcome) = set.join_next().await {
+    ///     seen.push(outcome.id());
+    /// }
+    /// seen.sort();
+    /// assert_eq!(seen, ids);
+    /// # });
+    /// ```
+    pub async fn join_next(&mut self) -> Option<Outcome<T, E>> {
+        futures_lite::StreamExt::next(&mut self.pending)
+            .await
+            .map(|(_, o)| o)
+    }
+
+    /// Blocks the calling thread until every job is done; the outcomes in
+    /// the order the handles were pushed, as [`join_all`](Self::join_all).
+    /// For callers without an executor.
+    ///
+    /// # Panics
+    ///
+    /// Called inside an async job (it would block a thread that runs the
+    /// pool's workers), as [`ResultHandle::wait`].
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, ResultSet};
+    ///
+    /// let pool = Pool::new(2);
+    /// let set: ResultSet<u32> = (0..4u32).map(|i| pool.submit_blocking(move || i * 2)).collect();
+    /// let values: Vec<_> = set.wait_all().into_iter().map(|o| o.into_result().unwrap()).collect();
+    /// assert_eq!(values, [0, 2, 4, 6]);
+    /// ```
+    pub fn wait_all(self) -> Vec<Outcome<T, E>> {
+        block_outside_async_jobs("ResultSet::wait_all()", self.join_all())
     }
 
     /// Waits for every job; returns the outcomes in the order the handles

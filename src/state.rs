@@ -40,6 +40,14 @@ pub(crate) const STORED: u32 = 1 << 7;
 pub(crate) const UNSTARTED: u32 = 1 << 8;
 /// Where a result's [`ErrorCode`] sits in the state word (three bits).
 pub(crate) const CODE_SHIFT: u32 = 9;
+/// One `CancelHandle` of the job: the bits from here up count them (added
+/// by whoever clones one, taken off by each as it drops). Each owns the
+/// cell as `ENTRY_REF` and `HANDLE_REF` do.
+pub(crate) const CANCEL_REF: u32 = 1 << 12;
+/// The count of `CancelHandle`s.
+const CANCEL_REFS: u32 = !(CANCEL_REF - 1);
+/// Every bit that says someone owns the cell.
+const REFS: u32 = ENTRY_REF | HANDLE_REF | CANCEL_REFS;
 
 /// The errors that carry nothing, kept in the state word: a job that ends
 /// with one needs no room for its result, so its handle can resolve while
@@ -143,7 +151,33 @@ pub(crate) fn request_cancel(state: &AtomicU32) -> CancelRequest {
 pub(crate) fn release_ref(state: &AtomicU32, bit: u32) -> bool {
     let prev = state.fetch_and(!bit, Ordering::AcqRel);
     debug_assert_ne!(prev & bit, 0, "a reference given up twice");
-    prev & (ENTRY_REF | HANDLE_REF) == bit
+    prev & REFS == bit
+}
+
+/// Adds a `CancelHandle`'s reference; the caller owns one already (the
+/// handle, or another cancel handle), so the cell is alive.
+///
+/// # Panics
+///
+/// With 2²⁰ − 1 cancel handles of one job alive already (the count is
+/// left as it was).
+pub(crate) fn acquire_cancel_ref(state: &AtomicU32) {
+    // `Relaxed`, as `Arc::clone`: the caller's own reference keeps the cell
+    // alive, and the release below orders the drops.
+    let prev = state.fetch_add(CANCEL_REF, Ordering::Relaxed);
+    if prev & CANCEL_REFS == CANCEL_REFS {
+        // It wrapped to zero: put it back.
+        state.fetch_sub(CANCEL_REF, Ordering::Relaxed);
+        panic!("workerpoolxt: too many CancelHandles of one job");
+    }
+}
+
+/// Gives up a `CancelHandle`'s reference; `true` if it was the last one
+/// (the caller then frees the cell), as [`release_ref`].
+pub(crate) fn release_cancel_ref(state: &AtomicU32) -> bool {
+    let prev = state.fetch_sub(CANCEL_REF, Ordering::AcqRel);
+    debug_assert_ne!(prev & CANCEL_REFS, 0, "a cancel reference given up twice");
+    prev & REFS == CANCEL_REF
 }
 
 /// [`release_ref`] of [`HANDLE_REF`], without the read-modify-write when
@@ -154,12 +188,15 @@ pub(crate) fn release_handle_ref(state: &AtomicU32) -> bool {
 }
 
 /// Whether the state word `state` (read with `Acquire`) says the handle owns
-/// its cell alone: the entry has given its reference up. The entry's release
+/// its cell alone: the entry has given its reference up, and no
+/// `CancelHandle` is alive. The entry's release
 /// is `AcqRel`, and after it the entry never touches the cell again; nothing
 /// else can reach the cell, so from then on the handle reads and writes it
 /// (the state word included) without a word to anyone.
 pub(crate) fn handle_alone(state: u32) -> bool {
-    state & ENTRY_REF == 0
+    // No cancel handle either: one is made only from the handle (`&self`,
+    // while these paths hold `&mut self` or `self`) or from another.
+    state & (ENTRY_REF | CANCEL_REFS) == 0
 }
 
 #[cfg(test)]

@@ -70,6 +70,9 @@ enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupt {
     Cancelled,
+    /// A shutdown's grace ended (`Core::abort_running`): a cancel, counted
+    /// apart for its report.
+    Aborted,
     TimedOut,
     /// The running attempt passed its own limit (`Job::attempt_timeout`).
     AttemptTimedOut,
@@ -78,10 +81,8 @@ enum Interrupt {
 impl Interrupt {
     fn into_error<E>(self) -> (JobError<E>, End) {
         match self {
-            Interrupt::Cancelled => (JobError::Cancelled, End::Cancelled),
-            Interrupt::TimedOut | Interrupt::AttemptTimedOut => {
-                (JobError::TimedOut, End::TimedOut)
-            }
+            Interrupt::Cancelled | Interrupt::Aborted => (JobError::Cancelled, End::Cancelled),
+            Interrupt::TimedOut | Interrupt::AttemptTimedOut => (JobError::TimedOut, End::TimedOut),
         }
     }
 }
@@ -603,7 +604,12 @@ impl<B: Body> Task<B> {
         }
         // Returned (its value or panic is dropped): the next attempt may go.
         if let Err(p) = attempt!(this).clear() {
-            return Some(Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked));
+            return Some(Self::finish(
+                this,
+                header,
+                Err(JobError::Panicked(p)),
+                End::Panicked,
+            ));
         }
         *this.phase = Phase::Running;
         Self::retry_or_end(this, header, cx, Last::TimedOut)
@@ -702,6 +708,9 @@ impl<B: Body> Task<B> {
         {
             return Some(Interrupt::Cancelled);
         }
+        if header.core.is_aborted() {
+            return Some(Interrupt::Aborted);
+        }
         if *this.deadline_passed {
             return Some(Interrupt::TimedOut);
         }
@@ -768,6 +777,9 @@ impl<B: Body> Task<B> {
         if header.cancel_requested() {
             return Some(Interrupt::Cancelled);
         }
+        if header.core.is_aborted() {
+            return Some(Interrupt::Aborted);
+        }
         // The pool's token is waited for by the worker (it outlives the
         // job), a job's own token by the job.
         let own_token = this.body.meta().and_then(|m| m.token.as_ref());
@@ -824,6 +836,9 @@ impl<B: Body> Task<B> {
             sup.backoff_sleep = None;
         }
         let (err, how) = why.into_error();
+        if why == Interrupt::Aborted {
+            header.core.count_aborted();
+        }
         this.trace.interrupted(how);
         let running = matches!(*this.phase, Phase::Running | Phase::Abandoned);
         if running && this.body.is_blocking() && attempt!(this).is_some() {

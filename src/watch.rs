@@ -48,6 +48,11 @@ impl Watch {
         }
     }
 
+    /// Takes the waker, whatever job it waits in.
+    fn take(&self) -> Option<Waker> {
+        lock(&self.waiting).waker.take()
+    }
+
     /// Takes the waker if this watch waits in `job`.
     fn take_for(&self, job: usize) -> Option<Waker> {
         let mut waiting = lock(&self.waiting);
@@ -97,6 +102,18 @@ impl Watchers {
             .iter()
             .filter_map(Weak::upgrade)
             .filter_map(|w| w.take_for(job))
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Wakes every worker that waits in a job (a shutdown cancels them all).
+    pub(crate) fn wake_all(&self) {
+        let wakers: Vec<Waker> = lock(&self.list)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|w| w.take())
             .collect();
         for w in wakers {
             w.wake();

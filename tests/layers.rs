@@ -8,7 +8,10 @@ use std::path::Path;
 
 /// The modules, lowest first; each layer may use the ones before it.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["sync", "error", "id", "options", "metrics", "trace"]),
+    (
+        "leaves",
+        &["sync", "error", "id", "options", "metrics", "trace"],
+    ),
     (
         "primitives",
         &[
@@ -26,7 +29,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["context", "body", "job", "attempt", "task", "cell"],
     ),
     ("the workers", &["shared", "worker"]),
-    ("the face", &["handle", "set", "pause", "pool", "lib"]),
+    (
+        "the face",
+        &["handle", "set", "pause", "stop", "pool", "lib"],
+    ),
 ];
 
 /// Files that are tests as a whole (compiled only under `cfg(test)`).
