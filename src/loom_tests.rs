@@ -295,6 +295,43 @@ fn loom_complete_vs_handle_take() {
     });
 }
 
+/// A job completes on a worker while its cancel handle cancels it and is
+/// dropped on a second thread, and its handle takes the result and is
+/// dropped on a third: three owners of the cell, in every order. The output
+/// is dropped exactly once, and the handle's plain-store path ("alone") is
+/// never taken while the cancel handle lives.
+#[test]
+fn loom_cancel_handle_vs_complete_vs_take() {
+    model(|| {
+        let pool = manual_pool();
+        let (mut handle, mut entry, drops) = output_counting_job(&pool);
+        let cancel = handle.cancel_handle();
+        let worker = thread::spawn(move || {
+            let _ = poll_once(&mut entry);
+            drop(entry);
+        });
+        let canceller = thread::spawn(move || {
+            cancel.cancel();
+            drop(cancel);
+        });
+        let taker = thread::spawn(move || {
+            let result = loop {
+                match handle.try_take() {
+                    Some(result) => break result,
+                    None => thread::yield_now(),
+                }
+            };
+            drop(handle);
+            drop(result);
+        });
+        worker.join().unwrap();
+        canceller.join().unwrap();
+        taker.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.metrics().finished(), 1);
+    });
+}
+
 /// One submitter and one worker at N = 1: the worker takes whatever the
 /// submitter queued; the handle resolves with the value, and the counters
 /// agree.
