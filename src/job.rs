@@ -26,15 +26,22 @@ use crate::sync::lock_std as lock;
 /// blocking thread pool), set what you need, and submit it with
 /// [`Pool::submit_job`](crate::Pool::submit_job). Both take a *factory*,
 /// called once per attempt with a fresh [`JobContext`], because a retry needs
-/// a new future.
+/// a new future. [`Job::infallible`] is [`Job::new`] for values that cannot
+/// fail. A job that runs once needs no factory: [`Job::once`] takes one
+/// future, [`Job::blocking_once`] one closure (kind [`Once`]: no retry).
+///
+/// `K`, the job's kind, is [`Retryable`] or [`Once`]; it only decides which
+/// settings exist.
 ///
 /// | setting | default | |
 /// |---|---|---|
 /// | [`name`](Self::name) | none | kept in the [`Outcome`](crate::Outcome) on every path |
 /// | [`timeout`](Self::timeout) | the pool's [`default_timeout`](crate::Builder::default_timeout) | from the job's first start; covers every attempt and backoff |
 /// | [`deadline`](Self::deadline) | none | absolute; if it passes while queued the job never starts |
-/// | [`retry`](Self::retry) | 0 | more attempts after an `Err` (never after a panic, timeout or cancel) |
-/// | [`backoff`](Self::backoff) | [`Backoff::default`] | wait between attempts |
+/// | [`retry`](Self::retry) | 0 | more attempts after an `Err` or an attempt timeout (never after a panic, the job's timeout or a cancel) |
+/// | [`retry_if`](Self::retry_if) | every error | which errors are retried |
+/// | [`attempt_timeout`](Self::attempt_timeout) | none | each attempt's own limit |
+/// | [`backoff`](Self::backoff) | [`Backoff::default`] | wait between attempts; never past the deadline |
 /// | [`options`](Self::options) | the pool's [`default_options`](crate::Builder::default_options) | replaces them, never merged |
 /// | [`cancel_token`](Self::cancel_token) | the pool's [`cancel_token`](crate::Pool::cancel_token) | replaces it, never merged |
 ///

@@ -153,6 +153,11 @@ impl Pool {
     /// [`JobError::Panicked`], [`JobError::Stopped`] (the pool had stopped)
     /// or [`JobError::QueueFull`] (a bounded queue was full).
     ///
+    /// The future's output is the job's value, whatever it is: a
+    /// `Result` output counts as a success in the [`Metrics`] even when it
+    /// is an `Err`. Submit [`Job::once`]`(future)` to have an `Err` count
+    /// as a failure (and to give the job a name, a timeout or a token).
+    ///
     /// Work that computes for long, or blocks its thread, belongs in
     /// [`submit_blocking`](Self::submit_blocking): a future that does it
     /// inside one poll holds an executor thread for that long. The jobs

@@ -17,7 +17,7 @@ use crate::runtime::{current_job, Sleep};
 use crate::shared::{Listening, Shared};
 use crate::sync::Arc;
 
-/// The future of [`Pool::stop`] and [`Pool::stop_wait`]: resolves once every
+/// The future of [`Pool::stop`](crate::Pool::stop) and [`Pool::stop_wait`](crate::Pool::stop_wait): resolves once every
 /// worker has left.
 ///
 /// The stop itself began when it was created; dropping this future only
