@@ -127,6 +127,7 @@
 //! Go library's README: `hello` (no runtime), `select` (tokio), `smol`,
 //! `async_std`, `xt` (results, errors, contexts, timeouts, retry, options,
 //! durations) and `progress` (20,000 jobs with a progress bar and a summary).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
