@@ -126,7 +126,9 @@
 //! The `examples/` directory has one file per runtime and per feature of the
 //! Go library's README: `hello` (no runtime), `select` (tokio), `smol`,
 //! `async_std`, `xt` (results, errors, contexts, timeouts, retry, options,
-//! durations) and `progress` (20,000 jobs with a progress bar and a summary).
+//! durations), `progress` (20,000 jobs with a progress bar and a summary)
+//! and `library` (a library that takes a [`Runtime`], used from tokio and
+//! from smol).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
