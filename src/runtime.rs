@@ -332,6 +332,13 @@ impl Runtime {
     /// smol and async-std cannot be told from outside, so their callers
     /// choose them.
     ///
+    /// A pool keeps the runtime it took for its whole life. One that should
+    /// outlive the runtime it is built in (a pool in a `static` first
+    /// touched inside `#[tokio::test]`, say) needs another choice: once that
+    /// runtime has shut down it runs no worker, and jobs submitted then wait
+    /// until the pool is stopped and resolve [`JobError::Stopped`](crate::JobError::Stopped).
+    /// [`Runtime::embedded`] lives as long as the process.
+    ///
     /// # Examples
     ///
     /// ```

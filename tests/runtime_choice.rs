@@ -145,6 +145,26 @@ fn pool_new_on_tokio_without_timers_still_times_out() {
     });
 }
 
+// A pool keeps the runtime it detected: once that runtime is gone it runs
+// no worker, and a job submitted then resolves Stopped when the pool stops
+// (as Runtime::current's docs say), rather than waiting for ever.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_pool_outliving_its_detected_runtime_stops_its_jobs() {
+    let _dog = Watchdog::new("outliving_its_runtime".into(), HANG_LIMIT);
+    let rt = tokio_runtime(true);
+    let pool = rt.block_on(async {
+        let pool = Pool::new(1);
+        assert!(pool.submit(place()).await.unwrap().tokio);
+        pool
+    });
+    drop(rt);
+    let late = pool.submit(async { 1 });
+    assert!(!late.is_finished());
+    futures_lite::future::block_on(pool.stop());
+    assert_eq!(late.wait(), Err(JobError::Stopped));
+}
+
 // Builder::embedded() inside tokio keeps the embedded executor.
 #[test]
 fn builder_embedded_inside_tokio_uses_the_embedded_executor() {
