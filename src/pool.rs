@@ -131,7 +131,9 @@ impl Pool {
     /// otherwise on the embedded executor, where a job that uses
     /// `tokio::time` or tokio's I/O fails (tokio panics with "there is no
     /// reactor running", and the job resolves [`JobError::Panicked`]).
-    /// [`Builder::runtime`] and [`Builder::embedded`] choose instead.
+    /// [`Builder::runtime`] and [`Builder::embedded`] choose instead (for a
+    /// pool that outlives the runtime it is built in, see
+    /// [`Runtime::current`](crate::Runtime::current)).
     ///
     /// On a tokio current-thread runtime the workers run only while that
     /// runtime's thread is free to run them: `.await` the handles there, as
