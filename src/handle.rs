@@ -142,11 +142,8 @@ impl<T, E> ResultHandle<T, E> {
     ///   the closure returns (its value is dropped).
     /// - Already finished: nothing changes; the result stays available.
     ///
-    /// A cancel reaches a running job through the worker waiting in it: the
-    /// pool looks through its workers for that job (a lock each) and wakes
-    /// that one worker. No other job is polled for it. (What every job pays
-    /// for this: its worker records the job it waits in, under its watch's
-    /// lock, each time the job returns `Pending`.)
+    /// A cancel wakes only the worker that runs the job; no other job is
+    /// polled for it.
     ///
     /// # Examples
     ///

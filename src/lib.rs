@@ -88,29 +88,29 @@
 //!
 //! # Runtimes
 //!
-//! Without a spawner the workers run on an embedded executor whose threads
+//! Outside any runtime the workers run on an embedded executor whose threads
 //! number at most the machine's parallelism, and timers come from `async-io`:
-//! this works under any runtime and under none. To run workers on your
-//! runtime (so jobs can use its I/O and timers), give a spawner:
+//! this works under any runtime and under none. With the `tokio` feature, a
+//! pool built inside a tokio runtime runs its workers on that runtime, so
+//! jobs can use its I/O and timers ([`Runtime::current`]). Otherwise, say
+//! where they run with a [`Runtime`] or a spawner:
 //!
 //! ```
 //! # #[cfg(any())] {
-//! // tokio: capture a Handle (the spawner is called from the submitting thread)
-//! let handle = tokio::runtime::Handle::current();
-//! let pool = Pool::builder()
-//!     .max_workers(8)
-//!     .spawner(move |f| { handle.spawn(f); })
-//!     .timer(tokio::time::sleep)
-//!     .build();
-//! // smol
-//! let pool = Pool::builder().max_workers(8).spawner(|f| smol::spawn(f).detach()).build();
-//! // async-std
-//! let pool = Pool::builder().max_workers(8).spawner(|f| { async_std::task::spawn(f); }).build();
+//! // tokio, from any thread (feature `tokio`)
+//! let pool = Pool::builder().runtime(Runtime::tokio(handle)).build();
+//! // smol (feature `smol`)
+//! let pool = Pool::builder().runtime(Runtime::smol()).build();
+//! // async-std, or any executor
+//! let pool = Pool::builder().spawner(|f| { async_std::task::spawn(f); }).build();
+//! // the embedded executor, even inside tokio
+//! let pool = Pool::builder().embedded().build();
 //! # }
 //! ```
 //!
-//! The `tokio` and `smol` cargo features add [`Builder::tokio`] and
-//! [`Builder::smol`] for the same in one call.
+//! A library that embeds a pool can take a [`Runtime`] from its caller and
+//! give it to [`Builder::runtime`]. `Builder::tokio()` also swaps in tokio's
+//! timer, and [`Builder::timer`] any other.
 //!
 //! # Operating a pool
 //!
@@ -126,7 +126,10 @@
 //! The `examples/` directory has one file per runtime and per feature of the
 //! Go library's README: `hello` (no runtime), `select` (tokio), `smol`,
 //! `async_std`, `xt` (results, errors, contexts, timeouts, retry, options,
-//! durations) and `progress` (20,000 jobs with a progress bar and a summary).
+//! durations), `progress` (20,000 jobs with a progress bar and a summary)
+//! and `library` (a library that takes a [`Runtime`], used from tokio and
+//! from smol).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
@@ -178,7 +181,7 @@ pub use crate::metrics::Metrics;
 pub use crate::options::Options;
 pub use crate::pause::{Pause, PauseGuard};
 pub use crate::pool::{Builder, Pool, SubmitWait};
-pub use crate::runtime::{BoxFuture, Clock};
+pub use crate::runtime::{BoxFuture, Clock, Runtime};
 pub use crate::set::ResultSet;
 pub use crate::stop::{Shutdown, ShutdownReport, Stop};
 
@@ -205,4 +208,5 @@ fn _assert_traits() {
     send::<PauseGuard>();
     send::<ResultSet<u8>>();
     send::<Job<u8, u8>>();
+    send_sync_clone::<Runtime>();
 }

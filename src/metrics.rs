@@ -18,8 +18,8 @@ use crate::sync::{AtomicU64, Ordering};
 /// (the last seven summed are [`finished`](Metrics::finished))
 ///
 /// The counters are read one by one, so a snapshot taken while jobs move may
-/// be off by the jobs that moved during it. A snapshot costs a few atomic
-/// loads: cheap enough to take per job.
+/// be off by the jobs that moved during it. Taking a snapshot never blocks
+/// or waits for the pool: it is cheap enough to take per job.
 ///
 /// # Examples
 ///

@@ -23,7 +23,7 @@ use crate::job::Job;
 use crate::metrics::{End, Metrics};
 use crate::options::Options;
 use crate::pause::Pause;
-use crate::runtime::{self, BoxFuture, Clock, FnTimer, SharedClock, Spawner, SystemClock};
+use crate::runtime::{BoxFuture, Clock, FnTimer, Runtime, SharedClock, SystemClock};
 use crate::shared::{Listening, Shared, DRAINING, STOPPED};
 use crate::state::{ErrorCode, ENTRY_REF, HANDLE_REF};
 use crate::stop::{Shutdown, Stop};
@@ -124,12 +124,36 @@ enum Refused {
 }
 
 impl Pool {
-    /// A pool of `max_workers` on the embedded executor, with an unbounded
-    /// queue and the defaults of [`Builder`].
+    /// A pool of `max_workers`, with an unbounded queue and the defaults of
+    /// [`Builder`].
+    ///
+    /// Its workers run where [`Runtime::current`](crate::Runtime::current)
+    /// says when it is called: with the `tokio` feature, on the tokio
+    /// runtime the caller is in (jobs can use its timers and I/O);
+    /// otherwise on the embedded executor, where a job that uses
+    /// `tokio::time` or tokio's I/O fails (tokio panics with "there is no
+    /// reactor running", and the job resolves [`JobError::Panicked`]).
+    /// [`Builder::runtime`] and [`Builder::embedded`] choose instead (for a
+    /// pool that outlives the runtime it is built in, see
+    /// [`Runtime::current`](crate::Runtime::current)).
+    ///
+    /// On a tokio current-thread runtime the workers run only while that
+    /// runtime's thread is free to run them: `.await` the handles there, as
+    /// [`ResultHandle::wait`](crate::ResultHandle::wait) on that thread
+    /// would keep the job from ever running.
     ///
     /// # Panics
     ///
     /// If `max_workers` is 0. Use [`Builder::try_build`] to get an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// let pool = Pool::new(4); // outside any runtime: the embedded executor
+    /// assert_eq!(pool.submit(async { 6 * 7 }).wait(), Ok(42));
+    /// ```
     pub fn new(max_workers: usize) -> Pool {
         Pool::builder().max_workers(max_workers).build()
     }
@@ -780,7 +804,7 @@ impl<I, T, E> fmt::Debug for SubmitWait<I, T, E> {
 /// | [`max_workers`](Self::max_workers) | the machine's parallelism |
 /// | [`queue_capacity`](Self::queue_capacity) | unbounded |
 /// | [`idle_timeout`](Self::idle_timeout) | 2 s (as gammazero/workerpool) |
-/// | [`spawner`](Self::spawner) | the embedded executor |
+/// | [`runtime`](Self::runtime) / [`spawner`](Self::spawner) | [`Runtime::current`] when built: the caller's tokio runtime (feature `tokio`), else the embedded executor |
 /// | [`timer`](Self::timer) / [`clock`](Self::clock) | `Instant::now` and `async-io` timers |
 /// | [`default_timeout`](Self::default_timeout) | none |
 /// | [`default_options`](Self::default_options) | none |
@@ -808,7 +832,8 @@ pub struct Builder {
     max_workers: usize,
     capacity: Option<usize>,
     idle_timeout: Option<Duration>,
-    spawner: Option<Spawner>,
+    /// `None`: [`Runtime::current`] at build time.
+    runtime: Option<Runtime>,
     clock: Option<SharedClock>,
     default_timeout: Option<Duration>,
     default_options: Option<Options>,
@@ -821,7 +846,7 @@ impl Builder {
             max_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             capacity: None,
             idle_timeout: Some(Duration::from_secs(2)),
-            spawner: None,
+            runtime: None,
             clock: None,
             default_timeout: None,
             default_options: None,
@@ -863,7 +888,8 @@ impl Builder {
         self
     }
 
-    /// Runs the workers with `spawn` instead of the embedded executor.
+    /// Runs the workers with `spawn` (see [`Runtime::spawner`]) instead of the
+    /// runtime the pool would take when built ([`Runtime::current`]).
     ///
     /// `spawn` is called from whichever thread submits, so with tokio capture
     /// a `Handle` (`let h = Handle::current(); move |f| { h.spawn(f); }`)
@@ -883,12 +909,65 @@ impl Builder {
     /// `spawn` again. If no worker is left to run the queued jobs, they
     /// resolve [`JobError::Panicked`] with the spawner's panic message
     /// rather than wait for the next submit.
-    pub fn spawner<F>(mut self, spawn: F) -> Builder
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// smol::block_on(async {
+    ///     let pool = Pool::builder().spawner(|f| smol::spawn(f).detach()).build();
+    ///     assert_eq!(pool.submit(async { 2 }).await, Ok(2));
+    /// });
+    /// ```
+    pub fn spawner<F>(self, spawn: F) -> Builder
     where
         F: Fn(BoxFuture<()>) + Send + Sync + 'static,
     {
-        self.spawner = Some(Arc::new(spawn));
+        self.runtime(Runtime::spawner(spawn))
+    }
+
+    /// Runs the workers on `runtime` (see [`Runtime`]) instead of the one
+    /// the pool would take when built ([`Runtime::current`]).
+    ///
+    /// It replaces an earlier [`spawner`](Self::spawner), [`embedded`](Self::embedded),
+    /// `tokio()` or `smol()`; a [`timer`](Self::timer) or
+    /// [`clock`](Self::clock) stays as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, Runtime};
+    ///
+    /// fn pool_for(rt: Runtime) -> Pool {
+    ///     Pool::builder().max_workers(4).runtime(rt).build()
+    /// }
+    ///
+    /// let pool = pool_for(Runtime::embedded());
+    /// assert_eq!(pool.submit(async { 5 }).wait(), Ok(5));
+    /// ```
+    pub fn runtime(mut self, runtime: Runtime) -> Builder {
+        self.runtime = Some(runtime);
         self
+    }
+
+    /// Runs the workers on the embedded executor even inside a tokio
+    /// runtime (see [`Runtime::embedded`]): jobs are then not inside the
+    /// caller's runtime, and cannot use its timers or I/O.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     let pool = Pool::builder().embedded().build();
+    ///     let in_tokio = pool.submit(async { tokio::runtime::Handle::try_current().is_ok() });
+    ///     assert_eq!(in_tokio.await, Ok(false));
+    /// });
+    /// ```
+    pub fn embedded(self) -> Builder {
+        self.runtime(Runtime::embedded())
     }
 
     /// Sleeps with `sleep` (e.g. `|d| tokio::time::sleep(d)`) instead of
@@ -927,7 +1006,12 @@ impl Builder {
         self
     }
 
-    /// Runs the workers on the current tokio runtime, with tokio's timer.
+    /// Runs the workers on the current tokio runtime, with tokio's timer for
+    /// the pool's timeouts, deadlines, backoff and idle workers.
+    ///
+    /// Inside a tokio runtime a pool runs its workers there without this
+    /// call too ([`Runtime::current`]), but keeps `async-io` timers, which
+    /// work on a runtime without `enable_time()`.
     ///
     /// The runtime needs its timers (`enable_time()`, or `enable_all()`;
     /// `#[tokio::main]` has them). Without them, every job with a timeout,
@@ -941,20 +1025,49 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime.
+    /// Outside a tokio runtime. [`Runtime::tokio`] takes a `Handle` and can
+    /// be used anywhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use workerpoolxt::Pool;
+    ///
+    /// #[tokio::main]
+    /// async fn main() {
+    ///     let pool = Pool::builder().tokio().build();
+    ///     let job = pool.submit(async {
+    ///         tokio::time::sleep(Duration::from_millis(1)).await;
+    ///         "slept"
+    ///     });
+    ///     assert_eq!(job.await, Ok("slept"));
+    /// }
+    /// ```
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn tokio(self) -> Builder {
         let handle = tokio::runtime::Handle::current();
-        self.spawner(move |f| {
-            handle.spawn(f);
-        })
-        .timer(tokio::time::sleep)
+        self.runtime(Runtime::tokio(handle))
+            .timer(tokio::time::sleep)
     }
 
-    /// Runs the workers on smol's global executor.
+    /// Runs the workers on smol's global executor (see [`Runtime::smol`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// smol::block_on(async {
+    ///     let pool = Pool::builder().smol().build();
+    ///     assert_eq!(pool.submit(async { 1 + 1 }).await, Ok(2));
+    /// });
+    /// ```
     #[cfg(feature = "smol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
     pub fn smol(self) -> Builder {
-        self.spawner(|f| smol::spawn(f).detach())
+        self.runtime(Runtime::smol())
     }
 
     /// Builds the pool.
@@ -995,7 +1108,7 @@ impl Builder {
         let shared = Shared::new(
             Arc::new(core),
             self.max_workers,
-            self.spawner.unwrap_or_else(runtime::embedded_spawner),
+            self.runtime.unwrap_or_else(Runtime::current).into_spawner(),
             self.idle_timeout,
         );
         Ok(Pool {
@@ -1013,11 +1126,10 @@ impl fmt::Debug for Builder {
             .field("queue_capacity", &self.capacity)
             .field("idle_timeout", &self.idle_timeout)
             .field(
-                "spawner",
-                &if self.spawner.is_some() {
-                    "custom"
-                } else {
-                    "embedded"
+                "runtime",
+                match &self.runtime {
+                    Some(rt) => rt as &dyn fmt::Debug,
+                    None => &"current (chosen when built)",
                 },
             )
             .field("default_timeout", &self.default_timeout)

@@ -1,11 +1,12 @@
 //! The pool's only ties to a runtime: how workers are spawned, and how time
 //! is told and waited for.
 //!
-//! - A **spawner** runs the pool's worker futures. By default they run on an
-//!   embedded executor shared by every pool of the process, whose threads
+//! - A **spawner** runs the pool's worker futures. A [`Runtime`] names one:
+//!   the embedded executor shared by every pool of the process, whose threads
 //!   number at most the machine's parallelism (started on first use, never
-//!   one thread per worker). Any `Fn(BoxFuture<'static, ()>)` can replace it,
-//!   e.g. `|f| { handle.spawn(f); }` for tokio or `|f| smol::spawn(f).detach()`.
+//!   one thread per worker), a tokio `Handle`, smol's global executor, or
+//!   any `Fn(BoxFuture<()>)`. A pool built without one takes
+//!   [`Runtime::current`] when it is built.
 //! - A **clock** tells the time and sleeps. The default uses `std::time::Instant`
 //!   and `async-io` timers, which work under every runtime and under none.
 //!   [`Builder::timer`](crate::Builder::timer) swaps the sleep
@@ -14,6 +15,7 @@
 //! - Blocking closures run on the `blocking` crate's thread pool, never on an
 //!   executor thread.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -154,6 +156,235 @@ fn embedded() -> &'static Executor<'static> {
 
 pub(crate) fn embedded_spawner() -> Spawner {
     Arc::new(|f: BoxFuture<()>| embedded().spawn(f).detach())
+}
+
+/// Where a pool runs its workers: the runtime as one value, for a library
+/// that embeds a pool and lets its caller choose.
+///
+/// Give it to [`Builder::runtime`](crate::Builder::runtime). A pool built
+/// without one takes [`Runtime::current`]: the caller's tokio runtime when
+/// the `tokio` feature is on and the pool is built inside one, the embedded
+/// executor otherwise.
+///
+/// Only the workers run there. Blocking closures (`submit_blocking`,
+/// `Job::blocking`) run on a blocking thread pool whatever the runtime, and
+/// the pool's own timers (timeouts, deadlines, backoff, idle workers) are
+/// `async-io` timers unless [`Builder::timer`](crate::Builder::timer) or
+/// [`Builder::clock`](crate::Builder::clock) says otherwise, so they work
+/// on a tokio runtime built without `enable_time()` too.
+///
+/// `Runtime` is `Clone` (cheap) and `Send + Sync`.
+///
+/// # Examples
+///
+/// A library that takes the runtime from its caller:
+///
+/// ```
+/// use workerpoolxt::{Pool, Runtime};
+///
+/// struct Squarer {
+///     pool: Pool,
+/// }
+///
+/// impl Squarer {
+///     fn new(rt: Runtime) -> Squarer {
+///         Squarer { pool: Pool::builder().max_workers(2).runtime(rt).build() }
+///     }
+///
+///     async fn square(&self, n: u64) -> u64 {
+///         self.pool.submit(async move { n * n }).await.unwrap()
+///     }
+/// }
+///
+/// let squarer = Squarer::new(Runtime::embedded());
+/// assert_eq!(futures_lite::future::block_on(squarer.square(7)), 49);
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Embedded,
+    #[cfg(feature = "tokio")]
+    Tokio(tokio::runtime::Handle),
+    #[cfg(feature = "smol")]
+    Smol,
+    Custom(Spawner),
+}
+
+impl Runtime {
+    /// The embedded executor: threads of the crate's own, at most one per
+    /// core, shared by every pool of the process and started on first use.
+    ///
+    /// It works under any runtime and under none, but a job on it is not
+    /// inside the caller's runtime: a job that uses tokio's timers or I/O
+    /// there fails (tokio panics with "there is no reactor running"; the
+    /// job's handle resolves `Panicked`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, Runtime};
+    ///
+    /// let pool = Pool::builder().runtime(Runtime::embedded()).build();
+    /// assert_eq!(pool.submit(async { 1 + 1 }).wait(), Ok(2));
+    /// ```
+    pub fn embedded() -> Runtime {
+        Runtime {
+            kind: Kind::Embedded,
+        }
+    }
+
+    /// The tokio runtime of `handle`: workers are spawned with
+    /// [`Handle::spawn`](tokio::runtime::Handle::spawn), so jobs can use
+    /// that runtime's I/O and timers, and the pool can be built and used
+    /// from any thread, inside the runtime or not.
+    ///
+    /// On a current-thread runtime the workers run only while that
+    /// runtime's thread drives it (inside its `block_on`); a thread that
+    /// blocks on a handle there ([`ResultHandle::wait`](crate::ResultHandle::wait))
+    /// keeps the job from ever running. If the runtime shuts down, the job
+    /// its worker was running resolves [`JobError::Stopped`](crate::JobError::Stopped),
+    /// and jobs still queued resolve `Stopped` at the latest when the pool
+    /// stops (or its last clone is dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, Runtime};
+    ///
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// // Built and used from a thread outside the runtime.
+    /// let pool = Pool::builder().runtime(Runtime::tokio(rt.handle().clone())).build();
+    /// let job = pool.submit(async {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///     "slept on tokio"
+    /// });
+    /// assert_eq!(job.wait(), Ok("slept on tokio"));
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn tokio(handle: tokio::runtime::Handle) -> Runtime {
+        Runtime {
+            kind: Kind::Tokio(handle),
+        }
+    }
+
+    /// smol's global executor: workers are spawned with `smol::spawn`.
+    ///
+    /// smol's global executor runs its tasks on threads of its own, so the
+    /// jobs run whether or not the caller is inside `smol::block_on`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, Runtime};
+    ///
+    /// smol::block_on(async {
+    ///     let pool = Pool::builder().runtime(Runtime::smol()).build();
+    ///     assert_eq!(pool.submit(async { 1 + 1 }).await, Ok(2));
+    /// });
+    /// ```
+    #[cfg(feature = "smol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
+    pub fn smol() -> Runtime {
+        Runtime { kind: Kind::Smol }
+    }
+
+    /// Any executor: `spawn` runs each worker future, as
+    /// [`Builder::spawner`](crate::Builder::spawner) does (async-std's
+    /// `|f| { async_std::task::spawn(f); }`, say).
+    ///
+    /// `spawn` is called from whichever thread submits. If it panics, or its
+    /// executor drops a worker, the pool behaves as `Builder::spawner`
+    /// describes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, Runtime};
+    ///
+    /// let rt = Runtime::spawner(|f| {
+    ///     async_std::task::spawn(f);
+    /// });
+    /// let pool = Pool::builder().runtime(rt).build();
+    /// assert_eq!(async_std::task::block_on(pool.submit(async { 3 })), Ok(3));
+    /// ```
+    pub fn spawner<F>(spawn: F) -> Runtime
+    where
+        F: Fn(BoxFuture<()>) + Send + Sync + 'static,
+    {
+        Runtime {
+            kind: Kind::Custom(Arc::new(spawn)),
+        }
+    }
+
+    /// The runtime the caller is in: with the `tokio` feature, the current
+    /// tokio runtime if the calling thread is inside one
+    /// (`tokio::runtime::Handle::try_current()` succeeds); otherwise the
+    /// embedded executor.
+    ///
+    /// This is what a pool built without [`Builder::runtime`](crate::Builder::runtime),
+    /// [`Builder::spawner`](crate::Builder::spawner) or
+    /// [`Builder::embedded`](crate::Builder::embedded) takes, when it is built.
+    /// smol and async-std cannot be told from outside, so their callers
+    /// choose them.
+    ///
+    /// A pool keeps the runtime it took for its whole life. One that should
+    /// outlive the runtime it is built in (a pool in a `static` first
+    /// touched inside `#[tokio::test]`, say) needs another choice: once that
+    /// runtime has shut down it runs no worker, and jobs submitted then wait
+    /// until the pool is stopped and resolve [`JobError::Stopped`](crate::JobError::Stopped).
+    /// [`Runtime::embedded`] lives as long as the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::{Pool, Runtime};
+    ///
+    /// // Outside any runtime: the embedded executor.
+    /// let pool = Pool::builder().runtime(Runtime::current()).build();
+    /// assert_eq!(pool.submit(async { 4 }).wait(), Ok(4));
+    /// ```
+    pub fn current() -> Runtime {
+        #[cfg(feature = "tokio")]
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            return Runtime::tokio(handle);
+        }
+        Runtime::embedded()
+    }
+
+    /// The spawner that runs the workers there.
+    pub(crate) fn into_spawner(self) -> Spawner {
+        match self.kind {
+            Kind::Embedded => embedded_spawner(),
+            #[cfg(feature = "tokio")]
+            Kind::Tokio(handle) => Arc::new(move |f: BoxFuture<()>| {
+                handle.spawn(f);
+            }),
+            #[cfg(feature = "smol")]
+            Kind::Smol => Arc::new(|f: BoxFuture<()>| smol::spawn(f).detach()),
+            Kind::Custom(spawn) => spawn,
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.kind {
+            Kind::Embedded => "embedded",
+            #[cfg(feature = "tokio")]
+            Kind::Tokio(_) => "tokio",
+            #[cfg(feature = "smol")]
+            Kind::Smol => "smol",
+            Kind::Custom(_) => "spawner",
+        };
+        f.debug_tuple("Runtime")
+            .field(&format_args!("{name}"))
+            .finish()
+    }
 }
 
 /// Runs `f` on the blocking thread pool; resolves to its result or its panic.
