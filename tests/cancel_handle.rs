@@ -197,3 +197,94 @@ rt_test!(
         assert_eq!(pool.metrics().cancelled, 0);
     }
 );
+
+// A cancel handle still cancels a job whose result handle was dropped: a
+// running async job is dropped, a queued one never starts; a cancel handle
+// of a job refused by a stopped pool says it finished.
+rt_test!(
+    a_cancel_handle_outlives_its_dropped_result_handle,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let gauge = Gauge::new();
+        let g = gauge.clone();
+        let (fut, running_counts) = counted(async move {
+            let _in = g.enter();
+            std::future::pending::<()>().await
+        });
+        let running = pool.submit(fut).cancel_handle();
+        let (fut, queued_counts) = counted(async { 1u8 });
+        let queued = pool.submit(fut).cancel_handle();
+        gauge.until(|g| g.now() == 1).await;
+        assert!(!running.is_finished() && !queued.is_finished());
+
+        queued.cancel();
+        assert!(queued.is_finished());
+        running.cancel();
+        within(PROMPT, gauge.until(|g| g.now() == 0))
+            .await
+            .expect("the running job was never dropped");
+        assert_eq!(running_counts.drops(), 1);
+        within(PROMPT, pool.stop_wait()).await.expect("stop_wait");
+        assert!(running.is_finished());
+        assert_eq!((queued_counts.polls(), queued_counts.drops()), (0, 1));
+        assert_eq!(pool.metrics().cancelled, 2);
+
+        let refused = pool.submit(async { 2u8 }).cancel_handle();
+        assert!(refused.is_finished(), "a refused job is finished");
+        refused.cancel();
+        assert_eq!(pool.metrics().cancelled, 2);
+    }
+);
+
+// Cancels racing their jobs' ends, from another thread that then drops the
+// cancel handles while the results are taken (so the job's record is freed
+// by whichever of the three lets go last): every handle resolves once, to
+// its value or `Cancelled`, every future is dropped once, and the metrics
+// agree with the results.
+rt_test!(
+    cancels_racing_the_jobs_ends_resolve_each_handle_once,
+    |b: Builder| async move {
+        const JOBS: usize = 300;
+        let pool = b.max_workers(2).build();
+        let (tx, rx) = std::sync::mpsc::channel::<CancelHandle>();
+        let canceller = std::thread::spawn(move || {
+            for (i, c) in rx.into_iter().enumerate() {
+                if i % 3 != 2 {
+                    c.cancel();
+                }
+            }
+        });
+        let mut all = Vec::new();
+        for i in 0..JOBS {
+            let (fut, counts) = counted(async move {
+                futures_lite::future::yield_now().await;
+                i
+            });
+            let h = pool.submit(fut);
+            tx.send(h.cancel_handle()).unwrap();
+            all.push((i, h, counts));
+        }
+        drop(tx);
+        let (mut ok, mut cancelled) = (0u64, 0u64);
+        for (i, h, _) in &mut all {
+            match within(PROMPT, &mut *h).await {
+                Some(Ok(v)) if v == *i => ok += 1,
+                Some(Err(JobError::Cancelled)) => cancelled += 1,
+                other => panic!("job {i}: {other:?}"),
+            }
+        }
+        canceller.join().unwrap();
+        within(PROMPT, pool.stop_wait()).await.expect("stop_wait");
+        for (i, _, counts) in &all {
+            assert_eq!(
+                counts.drops(),
+                1,
+                "job {i}'s future dropped {} times",
+                counts.drops()
+            );
+        }
+        assert!(ok >= (JOBS / 3) as u64, "{ok} values, {cancelled} cancels");
+        let m = pool.metrics();
+        assert_eq!((m.succeeded, m.cancelled), (ok, cancelled));
+    }
+);

@@ -219,6 +219,9 @@ rt_test!(
             .into_iter()
             .map(|(fut, counts)| (pool.submit(fut), counts))
             .collect();
+        let withdrawn = pool.submit(async {});
+        withdrawn.cancel();
+        assert_eq!(withdrawn.now_or_never(), Some(Err(JobError::Cancelled)));
         assert_eq!(pool.waiting(), 3);
 
         let mut shutdown = begin(&pool, &clock, GRACE).await;
@@ -247,7 +250,7 @@ rt_test!(
         assert_eq!(overrun_counts.drops(), 1);
         assert_eq!(gauge.now(), 0);
         let m = pool.metrics();
-        assert_eq!((m.succeeded, m.cancelled, m.stopped), (1, 2, 5));
+        assert_eq!((m.succeeded, m.cancelled, m.stopped), (1, 3, 5));
     }
 );
 
@@ -338,5 +341,209 @@ rt_test!(
             .await
             .expect("the stop never ended");
         assert_eq!(pool.metrics().cancelled, 0);
+    }
+);
+
+// A shutdown of an idle pool, or of one stopped already, resolves without
+// its grace ending (the clock never moves), and reports nothing; submits
+// refused before a shutdown are not in its report.
+rt_test!(
+    a_shutdown_of_an_idle_pool_needs_no_grace,
+    |b: Builder| async move {
+        let (pool, clock) = manual_pool(b, 2);
+        assert_eq!(pool.submit(async { 1 }).await, Ok(1));
+        assert_eq!(report(pool.shutdown(GRACE)).await, (0, 0, 0));
+        assert_eq!(pool.submit(async { 2 }).await, Err(JobError::Stopped));
+        assert_eq!(report(pool.shutdown(GRACE)).await, (0, 0, 0));
+        assert_eq!(clock.sleepers(), 0);
+        let m = pool.metrics();
+        assert_eq!((m.succeeded, m.stopped), (1, 1));
+    }
+);
+
+// A job waiting out a retry backoff when the grace ends is cancelled then,
+// without waiting for its backoff to end or starting another attempt.
+rt_test!(
+    a_job_in_its_backoff_is_cancelled_when_the_grace_ends,
+    |b: Builder| async move {
+        let (pool, clock) = manual_pool(b, 1);
+        let attempts = Gauge::new();
+        let a = attempts.clone();
+        let handle = pool.submit_job(
+            Job::new(move |_ctx| {
+                let _in = a.enter();
+                async { Err::<(), _>("again") }
+            })
+            .retry(3)
+            .backoff(workerpoolxt::Backoff::fixed(GRACE * 10)),
+        );
+        within(PROMPT, clock.until_sleepers(1))
+            .await
+            .expect("the backoff never began");
+        assert_eq!(attempts.entered(), 1);
+        let mut shutdown = pool.shutdown(GRACE);
+        assert!(poll_once(&mut shutdown).await.is_none());
+        within(PROMPT, clock.until_sleepers(2))
+            .await
+            .expect("the grace timer was never armed");
+        clock.advance(GRACE);
+        assert_eq!(report(shutdown).await, (0, 1, 0));
+        assert_eq!(handle.now_or_never(), Some(Err(JobError::Cancelled)));
+        assert_eq!(attempts.entered(), 1, "another attempt began");
+    }
+);
+
+// A shutdown awaited inside an async job of the pool waits for the other
+// jobs; when its grace ends, the other job is cancelled, and so is the
+// calling job, unless the other worker left so fast that the caller's
+// shutdown resolved in the very poll that began the cancel (then the
+// caller returns the report, which counts the other job as cancelled).
+rt_test!(
+    a_shutdown_awaited_inside_a_job_cancels_the_others,
+    |b: Builder| async move {
+        let (pool, clock) = manual_pool(b, 2);
+        let gauge = Gauge::new();
+        let (other, other_counts) = stuck(&pool, &gauge);
+        gauge.until(|g| g.now() == 1).await;
+        let (p, g) = (pool.clone(), gauge.clone());
+        let (fut, caller_counts) = counted(async move {
+            let _in = g.enter();
+            p.shutdown(GRACE).await
+        });
+        let caller = pool.submit(fut);
+        within(PROMPT, clock.until_sleepers(1))
+            .await
+            .expect("the grace timer was never armed");
+        assert_eq!(gauge.now(), 2);
+        clock.advance(GRACE);
+        assert_eq!(within(PROMPT, other).await, Some(Err(JobError::Cancelled)));
+        assert_eq!(other_counts.drops(), 1);
+        let cancelled = match within(PROMPT, caller).await {
+            Some(Err(JobError::Cancelled)) => 2,
+            Some(Ok(r)) => {
+                assert_eq!((r.finished, r.cancelled, r.stopped), (0, 1, 0));
+                1
+            }
+            other => panic!("the caller: {other:?}"),
+        };
+        assert_eq!(caller_counts.drops(), 1);
+        within(PROMPT, pool.stop())
+            .await
+            .expect("the workers never left");
+        let m = pool.metrics();
+        assert_eq!((m.cancelled, m.succeeded), (cancelled, 2 - cancelled));
+    }
+);
+
+// A blocking closure already cancelled by its handle (draining) when the
+// shutdown begins is neither finished nor cancelled by it: the shutdown
+// only waits for it to return.
+rt_test!(
+    a_draining_closure_is_waited_for_not_counted,
+    |b: Builder| async move {
+        let (pool, _clock) = manual_pool(b, 1);
+        let gauge = Gauge::new();
+        let (closure, h) = heeding(&pool, &gauge);
+        let _guard = OpenOnPanic(vec![h.release.clone()]);
+        gauge.until(|g| g.now() == 1).await;
+        closure.cancel();
+        assert_eq!(within(PROMPT, h.told.recv()).await, Some(Ok(true)));
+        assert_eq!(closure.now_or_never(), Some(Err(JobError::Cancelled)));
+        assert_eq!(pool.metrics().draining, 1);
+
+        let mut shutdown = pool.shutdown(Duration::ZERO);
+        settle().await;
+        assert!(poll_once(&mut shutdown).await.is_none(), "closure not back");
+        h.release.open();
+        assert_eq!(report(shutdown).await, (0, 0, 0));
+        assert!(h.returned.load(Ordering::SeqCst));
+        assert_eq!(pool.metrics().cancelled, 1);
+    }
+);
+
+// A grace too long to express on the clock never ends: the running job
+// ends on its own and counts as finished.
+rt_test!(
+    an_endless_grace_lets_jobs_run_to_their_end,
+    |b: Builder| async move {
+        let (pool, clock) = manual_pool(b, 1);
+        let (gauge, latch) = (Gauge::new(), Latch::new());
+        let _guard = OpenOnPanic(vec![latch.clone()]);
+        let running = pool.submit(blocker(&gauge, &latch));
+        gauge.until(|g| g.now() == 1).await;
+        let mut shutdown = pool.shutdown(Duration::MAX);
+        assert!(poll_once(&mut shutdown).await.is_none());
+        clock.advance(Duration::from_secs(1 << 40));
+        settle().await;
+        assert!(poll_once(&mut shutdown).await.is_none());
+        assert!(!running.is_finished());
+        latch.open();
+        assert_eq!(report(shutdown).await, (1, 0, 0));
+        assert_eq!(running.now_or_never(), Some(Ok(())));
+    }
+);
+
+// On the system clock (the runtime's timer): the stuck job is cancelled
+// once the grace has passed, not before.
+rt_test!(
+    the_grace_runs_on_the_system_clock,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let gauge = Gauge::new();
+        let (stuck_job, counts) = stuck(&pool, &gauge);
+        gauge.until(|g| g.now() == 1).await;
+        let grace = Duration::from_millis(50);
+        let start = Instant::now();
+        let shutdown = pool.shutdown(grace);
+        assert_eq!(report(shutdown).await, (0, 1, 0));
+        assert!(
+            start.elapsed() >= grace,
+            "cancelled after {:?}",
+            start.elapsed()
+        );
+        assert_eq!(stuck_job.now_or_never(), Some(Err(JobError::Cancelled)));
+        assert_eq!(counts.drops(), 1);
+    }
+);
+
+// Submits racing the shutdown's start from another thread: each one is
+// queued and then stopped, or refused; the report counts every one of them.
+rt_test!(
+    submits_racing_the_shutdown_are_all_counted_stopped,
+    |b: Builder| async move {
+        const RACING: usize = 200;
+        let (pool, clock) = manual_pool(b, 2);
+        let gauge = Gauge::new();
+        let stuck_jobs = [stuck(&pool, &gauge), stuck(&pool, &gauge)];
+        gauge.until(|g| g.now() == 2).await;
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        let p = pool.clone();
+        let submitter = std::thread::spawn(move || {
+            go.recv().unwrap();
+            (0..RACING)
+                .map(|i| p.submit(async move { i }))
+                .collect::<Vec<_>>()
+        });
+        go_tx.send(()).unwrap();
+        let mut shutdown = pool.shutdown(GRACE);
+        assert!(poll_once(&mut shutdown).await.is_none());
+        let handles = submitter.join().unwrap();
+        within(PROMPT, clock.until_sleepers(1))
+            .await
+            .expect("the grace timer was never armed");
+        clock.advance(GRACE);
+        assert_eq!(report(shutdown).await, (0, 2, RACING as u64));
+        for h in handles {
+            assert_eq!(h.now_or_never(), Some(Err(JobError::Stopped)));
+        }
+        for (h, counts) in stuck_jobs {
+            assert_eq!(h.now_or_never(), Some(Err(JobError::Cancelled)));
+            assert_eq!(counts.drops(), 1);
+        }
+        let m = pool.metrics();
+        assert_eq!(
+            (m.stopped, m.cancelled, m.submitted),
+            (RACING as u64, 2, RACING as u64 + 2)
+        );
     }
 );
