@@ -547,3 +547,27 @@ rt_test!(
         );
     }
 );
+
+// A blocking closure cancelled by its handle during the grace counts as
+// finished (its handle resolved then), not as cancelled by the shutdown,
+// though it returns only after the grace ended; the shutdown waits for it.
+rt_test!(
+    a_closure_cancelled_by_its_handle_in_the_grace_counts_as_finished,
+    |b: Builder| async move {
+        let (pool, clock) = manual_pool(b, 1);
+        let gauge = Gauge::new();
+        let (closure, h) = heeding(&pool, &gauge);
+        let _guard = OpenOnPanic(vec![h.release.clone()]);
+        gauge.until(|g| g.now() == 1).await;
+        let mut shutdown = begin(&pool, &clock, GRACE).await;
+        closure.cancel();
+        assert_eq!(within(PROMPT, h.told.recv()).await, Some(Ok(true)));
+        assert_eq!(closure.now_or_never(), Some(Err(JobError::Cancelled)));
+        clock.advance(GRACE);
+        assert!(poll_once(&mut shutdown).await.is_none(), "closure not back");
+        h.release.open();
+        assert_eq!(report(shutdown).await, (1, 0, 0));
+        assert!(h.returned.load(Ordering::SeqCst));
+        assert_eq!(pool.metrics().cancelled, 1);
+    }
+);
