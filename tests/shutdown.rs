@@ -571,3 +571,39 @@ rt_test!(
         assert_eq!(pool.metrics().cancelled, 1);
     }
 );
+
+// Finding (not fixed here): jobs that end after `shutdown()` was called but
+// before `Shutdown::new` reads its `start` metrics (while the stop drops a
+// long queue) are in no count of the report. The two closures here can end
+// only once the pool is stopped, so every one of the 5002 jobs ended after
+// the call; the report should count all of them (2 finished + 5000
+// stopped). On the current code most rounds report 0 or 1 finished.
+#[test]
+#[ignore = "finding: jobs ending as the shutdown's stop begins are missing from its report"]
+fn jobs_ending_as_the_stop_begins_are_counted_finished() {
+    let _dog = Watchdog::new("jobs ending as the stop begins".into(), HANG_LIMIT);
+    for round in 0..20 {
+        let pool = Pool::builder().max_workers(2).build();
+        let gauge = Gauge::new();
+        let running: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, g) = (pool.clone(), gauge.clone());
+                pool.submit_blocking(move || {
+                    let _in = g.enter();
+                    while !p.is_stopped() {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let queued: Vec<_> = (0..5000).map(|_| pool.submit(async {})).collect();
+        gauge.until_blocking(|g| g.now() == 2);
+        let r = futures_lite::future::block_on(pool.shutdown(GRACE));
+        assert_eq!(
+            (r.finished, r.cancelled, r.stopped),
+            (2, 0, 5000),
+            "round {round}"
+        );
+        drop((running, queued));
+    }
+}
