@@ -532,8 +532,9 @@ impl Pool {
     /// returns). A zero `grace` cancels at once.
     ///
     /// Awaited inside a job of this pool, it waits for the other jobs, as
-    /// [`stop`](Self::stop) does, and the calling job is cancelled with the
-    /// others when the grace ends.
+    /// [`stop`](Self::stop) does: if they end within the grace, it resolves
+    /// then; if not, the calling job is cancelled with them when the grace
+    /// ends.
     ///
     /// # Examples
     ///

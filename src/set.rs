@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_core::future::FusedFuture;
 use futures_core::Stream;
 use futures_util::stream::FuturesUnordered;
 
@@ -99,8 +100,13 @@ impl<T, E> ResultSet<T, E> {
         }
     }
 
-    /// Adds a handle.
+    /// Adds a handle. A handle whose result was taken already (it was
+    /// awaited, or [`try_take`](ResultHandle::try_take) gave it) has no
+    /// outcome left to give: it adds nothing.
     pub fn push(&mut self, handle: ResultHandle<T, E>) {
+        if handle.is_terminated() {
+            return;
+        }
         self.pending.push(Indexed {
             index: self.pushed,
             outcome: handle.outcome(),

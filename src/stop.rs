@@ -155,31 +155,30 @@ pub struct Shutdown {
     stop: Stop,
     /// The grace period's end; `None` once it ended (or was zero).
     grace: Option<Sleep>,
-    /// The metrics once the queue was emptied, and the jobs cancelled by
+    /// The metrics just before the stop began, and the jobs cancelled by
     /// an earlier shutdown of the pool.
     start: Metrics,
     aborted_before: u64,
-    /// The report so far: `stopped`, counted as the stop began.
+    /// The report, once done.
     report: ShutdownReport,
     done: bool,
 }
 
 impl Shutdown {
     /// Begins the shutdown: `stop` has begun already, with `before` the
-    /// metrics taken just before it.
+    /// metrics read just before it.
     pub(crate) fn new(shared: Arc<Shared>, stop: Stop, before: Metrics, grace: Duration) -> Self {
         let core = shared.core();
-        let start = core.metrics();
+        // Jobs may end while the stop drops the queue: measured from before
+        // the stop, they count as finished.
+        let start = before;
         let grace = match core.now().checked_add(grace) {
             _ if grace.is_zero() => None,
             Some(end) => Some(core.sleep_until(end)),
             // A grace too long to express: the jobs may run to their end.
             None => Some(Sleep::Other(Box::pin(std::future::pending()))),
         };
-        let report = ShutdownReport {
-            stopped: start.stopped - before.stopped,
-            ..ShutdownReport::default()
-        };
+        let report = ShutdownReport::default();
         let aborted_before = core.aborted_jobs();
         let shutdown = Shutdown {
             shared,
@@ -205,7 +204,7 @@ impl Shutdown {
         ShutdownReport {
             finished: (ended(&end) - ended(&self.start)).saturating_sub(cancelled),
             cancelled,
-            stopped: self.report.stopped + (end.stopped - self.start.stopped),
+            stopped: end.stopped - self.start.stopped,
         }
     }
 }
