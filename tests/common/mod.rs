@@ -261,9 +261,11 @@ impl Gauge {
 
     /// A body starts; it counts until the returned guard is dropped.
     pub fn enter(&self) -> GaugeGuard {
+        // `entered` first: a test that waits for `now` and then reads
+        // `entered` must not find it short (seen under AddressSanitizer).
+        self.inner.entered.fetch_add(1, Ordering::SeqCst);
         let now = self.inner.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.inner.max.fetch_max(now, Ordering::SeqCst);
-        self.inner.entered.fetch_add(1, Ordering::SeqCst);
         self.inner.changed.notify(usize::MAX);
         GaugeGuard {
             gauge: self.clone(),
