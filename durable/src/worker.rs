@@ -98,6 +98,8 @@ impl WorkerBuilder {
                 leased: AtomicUsize::new(0),
                 released: Event::new(),
                 running: AtomicBool::new(false),
+                claiming: AtomicBool::new(false),
+                claim_loop_left: Event::new(),
                 stopping: AtomicBool::new(false),
                 stop_begun: Event::new(),
                 hand_back: CancelToken::new(),
@@ -171,7 +173,13 @@ struct Shared {
     leased: AtomicUsize,
     /// Notified each time a lease is given up.
     released: Event,
+    /// Set once `run` began.
     running: AtomicBool,
+    /// Set while the claim loop runs: from `run`'s start until it sees the
+    /// stop.
+    claiming: AtomicBool,
+    /// Notified when the claim loop ends.
+    claim_loop_left: Event,
     stopping: AtomicBool,
     stop_begun: Event,
     /// Cancelled when a stop's grace period ends: running jobs are handed
@@ -238,6 +246,7 @@ impl Worker {
         if s.running.swap(true, Ordering::SeqCst) {
             return Err(Error::Config("this worker is already running".into()));
         }
+        s.claiming.store(true, Ordering::SeqCst);
         let mut last_purge: Option<Instant> = None;
         while !s.stopping.load(Ordering::SeqCst) {
             if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
@@ -248,6 +257,8 @@ impl Worker {
             }
             self.claim_or_wait().await;
         }
+        s.claiming.store(false, Ordering::SeqCst);
+        s.claim_loop_left.notify(usize::MAX);
         s.all_released().await;
         Ok(())
     }
@@ -316,9 +327,12 @@ impl Worker {
     pub async fn stop(&self, grace: Duration) -> StopReport {
         let s = &self.shared;
         let before = s.stats.snapshot().handed_back;
-        let leased = s.leased.load(Ordering::SeqCst);
         s.stopping.store(true, Ordering::SeqCst);
         s.stop_begun.notify(usize::MAX);
+        // A claim in flight may still lease jobs: they start (and count)
+        // before the grace period begins.
+        s.claim_loop_ended().await;
+        let leased = s.leased.load(Ordering::SeqCst);
         let drained = async {
             s.all_released().await;
             true
@@ -348,6 +362,16 @@ impl Shared {
     ) -> Result<T, Error> {
         let backend = Arc::clone(&self.backend);
         blocking::unblock(move || op(&*backend)).await
+    }
+
+    async fn claim_loop_ended(&self) {
+        loop {
+            let left = self.claim_loop_left.listen();
+            if !self.claiming.load(Ordering::SeqCst) {
+                return;
+            }
+            left.await;
+        }
     }
 
     async fn all_released(&self) {

@@ -17,6 +17,7 @@ on_each_backend!(
     a_worker_never_holds_more_leases_than_max_workers,
     a_stop_hands_running_jobs_back_after_its_grace,
     a_stop_lets_jobs_end_within_its_grace,
+    a_stop_during_a_claim_hands_back_what_the_claim_leased,
 );
 
 fn done(output: &str) -> End {
@@ -199,4 +200,30 @@ fn a_stop_lets_jobs_end_within_its_grace(backend: Arc<dyn Backend>) {
     assert_eq!((report.finished, report.handed_back), (1, 0));
     let record = block_on(client.record(handle.id())).unwrap().unwrap();
     assert_eq!(record.status, Status::Succeeded);
+}
+
+fn a_stop_during_a_claim_hands_back_what_the_claim_leased(backend: Arc<dyn Backend>) {
+    let q = queue("stop-claim");
+    let client = client(&backend);
+    let probe = Arc::new(Probe::default());
+    for _ in 0..4 {
+        block_on(client.enqueue(&q, NewJob::new::<Sleep>(&60_000).unwrap())).unwrap();
+    }
+    // Stops land before, during and after the first claim; each must end
+    // with every lease given back, never with a job started on a stopped
+    // pool and its lease held forever.
+    for _ in 0..20 {
+        let w = Worker::builder(backend.clone(), &q)
+            .handler(Sleep(probe.clone()))
+            .unwrap()
+            .build()
+            .unwrap();
+        let serving = serve(&w);
+        block_on(w.stop(Duration::ZERO));
+        serving.join().unwrap();
+        assert_eq!(w.leased(), 0);
+        let counts = block_on(client.counts(&q)).unwrap();
+        assert_eq!((counts.ready, counts.running), (4, 0));
+    }
+    assert_eq!(probe.running(), 0);
 }

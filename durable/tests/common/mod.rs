@@ -182,3 +182,19 @@ pub fn postgres() -> Option<Arc<dyn Backend>> {
         }
     }
 }
+
+/// Sleeps the given milliseconds on its first attempt only; returns the
+/// attempt number.
+pub struct Nap;
+impl Handler for Nap {
+    const NAME: &'static str = "nap";
+    type Args = u64;
+    type Output = u32;
+    type Error = String;
+    async fn run(&self, ms: u64, ctx: JobContext) -> Result<u32, String> {
+        if ctx.attempt() == 1 {
+            async_io::Timer::after(Duration::from_millis(ms)).await;
+        }
+        Ok(ctx.attempt())
+    }
+}

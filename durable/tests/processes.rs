@@ -1,0 +1,302 @@
+//! Worker processes on one SQLite file: a worker killed with SIGKILL
+//! mid-job, and two workers sharing 2,000 jobs while one of them stops.
+//!
+//! The worker processes are this test binary run again with
+//! `WPXT_CHILD_DB` set: `child_worker` then serves the queue until it reads
+//! `stop <grace_ms>` on its standard input, and reports on its standard
+//! output in lines that begin with `CHILD `.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::{block_on, client, queue, wait_until, Nap, Probe, Sleep};
+use workerpoolxt_durable::{
+    Ack, Backend, End, Envelope, JobId, Lease, NewJob, RetryBackoff, SqliteBackend, Status, Worker,
+};
+
+/// A worker process of this test binary.
+struct ChildWorker {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    id: String,
+}
+
+impl ChildWorker {
+    fn spawn(db: &Path, queue: &str, max_workers: usize, lease_ms: u64) -> ChildWorker {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_worker", "--nocapture", "--test-threads=1"])
+            .env("WPXT_CHILD_DB", db)
+            .env("WPXT_CHILD_QUEUE", queue)
+            .env("WPXT_CHILD_MAX", max_workers.to_string())
+            .env("WPXT_CHILD_LEASE_MS", lease_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                // The test harness may print its own words first.
+                if let Some(at) = line.find("CHILD ") {
+                    let _ = tx.send(line[at + "CHILD ".len()..].to_string());
+                }
+            }
+        });
+        let mut worker = ChildWorker {
+            child,
+            stdin,
+            lines,
+            id: String::new(),
+        };
+        let ready = worker.line();
+        worker.id = ready.strip_prefix("ready ").unwrap().to_string();
+        worker
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the child worker said nothing")
+    }
+
+    /// Stops it with this grace; returns its final report's fields.
+    fn stop(mut self, grace_ms: u64) -> Vec<(String, u64)> {
+        writeln!(self.stdin, "stop {grace_ms}").unwrap();
+        let report = self.line();
+        assert!(self.child.wait().unwrap().success());
+        report
+            .split_whitespace()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for ChildWorker {
+    /// A test that fails leaves no worker process behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field(report: &[(String, u64)], key: &str) -> u64 {
+    report.iter().find(|(k, _)| k == key).unwrap().1
+}
+
+/// The worker process; does nothing unless run by `ChildWorker::spawn`.
+#[test]
+fn child_worker() {
+    let Ok(db) = std::env::var("WPXT_CHILD_DB") else {
+        return;
+    };
+    let env = |k: &str| std::env::var(k).unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(db).unwrap());
+    let probe = Arc::new(Probe::default());
+    let worker = Worker::builder(backend, env("WPXT_CHILD_QUEUE"))
+        .max_workers(env("WPXT_CHILD_MAX").parse().unwrap())
+        .lease(Duration::from_millis(
+            env("WPXT_CHILD_LEASE_MS").parse().unwrap(),
+        ))
+        .poll_interval(Duration::from_millis(10))
+        .handler(Sleep(probe.clone()))
+        .unwrap()
+        .handler(Nap)
+        .unwrap()
+        .build()
+        .unwrap();
+    let serving = common::serve(&worker);
+    println!("CHILD ready {}", worker.id());
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let grace: u64 = line.trim().strip_prefix("stop ").unwrap().parse().unwrap();
+    let report = block_on(worker.stop(Duration::from_millis(grace)));
+    serving.join().unwrap();
+    let s = worker.stats();
+    println!(
+        "CHILD succeeded={} refused={} lost={} handed_back={} max_leased={} max_running={} leased={}",
+        s.succeeded,
+        s.refused,
+        s.lost,
+        report.handed_back,
+        s.max_leased,
+        probe.max(),
+        worker.leased()
+    );
+}
+
+fn open(dir: &tempfile::TempDir) -> (Arc<dyn Backend>, std::path::PathBuf) {
+    let db = dir.path().join("jobs.db");
+    (Arc::new(SqliteBackend::open(&db).unwrap()), db)
+}
+
+/// The lease token the store holds for a job now.
+fn token_of(db: &Path, id: &JobId) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT lease_token FROM wpxt_jobs WHERE id = ?1",
+        [id.as_str()],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, db) = open(&dir);
+    let q = queue("crash");
+    let client = client(&backend);
+    let job = NewJob::new::<Nap>(&60_000).unwrap().max_attempts(3);
+    let handle = block_on(client.enqueue(&q, job)).unwrap();
+    let mut doomed = ChildWorker::spawn(&db, &q, 1, 500);
+    wait_until(30, "the child to lease the job", || {
+        block_on(client.counts(&q)).unwrap().running == 1
+    });
+    let dead_token = token_of(&db, handle.id());
+    doomed.child.kill().unwrap(); // SIGKILL
+    doomed.child.wait().unwrap();
+
+    let w = Worker::builder(backend.clone(), &q)
+        .lease(Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(10))
+        .handler(Nap)
+        .unwrap()
+        .build()
+        .unwrap();
+    let serving = common::serve(&w);
+    let record = block_on(client.outcome(&handle)).unwrap();
+    assert_eq!((record.status, record.attempts), (Status::Succeeded, 2));
+    assert_eq!(record.output_as::<u32>().unwrap(), Some(2));
+    block_on(w.stop(Duration::from_secs(5)));
+    serving.join().unwrap();
+    assert_eq!(w.stats().succeeded, 1);
+
+    // The dead worker's acknowledgement, arriving late, is refused.
+    let late = Lease {
+        envelope: Envelope {
+            id: handle.id().clone(),
+            queue: q.clone(),
+            handler: "nap".into(),
+            payload: "60000".into(),
+            name: None,
+            timeout_ms: None,
+            deadline_ms: None,
+            attempts: 1,
+            max_attempts: 3,
+            backoff: RetryBackoff::None,
+            idempotency_key: handle.id().to_string(),
+            run_at_ms: 0,
+            enqueued_at_ms: 0,
+        },
+        token: dead_token,
+        claimed_at_ms: 0,
+    };
+    let end = End::Succeeded {
+        output: "1".into(),
+        run_ms: 60_000,
+    };
+    assert_eq!(backend.finish(&late, &end).unwrap(), Ack::Refused);
+    let after = block_on(client.record(handle.id())).unwrap().unwrap();
+    assert_eq!(
+        (after.status, after.attempts, after.output),
+        (Status::Succeeded, 2, Some("2".into()))
+    );
+}
+
+#[test]
+fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
+    const JOBS: usize = 2000;
+    const MAX: u64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, db) = open(&dir);
+    let q = queue("two");
+    let client = client(&backend);
+    let handles: Vec<_> = (0..JOBS)
+        .map(|_| block_on(client.enqueue(&q, NewJob::new::<Sleep>(&3).unwrap())).unwrap())
+        .collect();
+    let a = ChildWorker::spawn(&db, &q, MAX as usize, 2_000);
+    let b = ChildWorker::spawn(&db, &q, MAX as usize, 2_000);
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+
+    // Sample the leases each process holds, as the store shows them.
+    let (done, most) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicI64::new(0)),
+    );
+    let sampler = {
+        let (done, most, db, q) = (done.clone(), most.clone(), db.clone(), q.clone());
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.busy_timeout(Duration::from_secs(10)).unwrap();
+            let sql = "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM wpxt_jobs \
+                       WHERE queue = ?1 AND state = 'running' GROUP BY lease_worker)";
+            while !done.load(Ordering::SeqCst) {
+                let n: i64 = conn.query_row(sql, [&q], |r| r.get(0)).unwrap();
+                most.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+
+    wait_until(120, "a quarter of the jobs", || {
+        block_on(client.counts(&q)).unwrap().succeeded >= (JOBS / 4) as u64
+    });
+    let a_report = a.stop(0);
+    // Its leases were handed back, not left to expire.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let a_leases: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM wpxt_jobs WHERE state = 'running' AND lease_worker = ?1",
+            [&a_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(a_leases, 0, "process A still holds leases after its stop");
+    assert_eq!(field(&a_report, "leased"), 0);
+
+    wait_until(300, "every job", || {
+        block_on(client.counts(&q)).unwrap().succeeded == JOBS as u64
+    });
+    let b_report = b.stop(5_000);
+    done.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+
+    for h in &handles {
+        let record = block_on(client.record(h.id())).unwrap().unwrap();
+        assert_eq!(record.status, Status::Succeeded);
+    }
+    // Every job's success was stored exactly once, by one of the two.
+    let stored = field(&a_report, "succeeded") + field(&b_report, "succeeded");
+    assert_eq!(stored, JOBS as u64, "A: {a_report:?}, B: {b_report:?}");
+    let counts = block_on(client.counts(&q)).unwrap();
+    assert_eq!(
+        (counts.succeeded, counts.running, counts.ready),
+        (JOBS as u64, 0, 0)
+    );
+    // Neither ran or leased more than max_workers at once ...
+    for r in [&a_report, &b_report] {
+        assert!(
+            field(r, "max_running") <= MAX && field(r, "max_leased") <= MAX,
+            "{r:?}"
+        );
+    }
+    assert!(
+        most.load(Ordering::SeqCst) <= MAX as i64,
+        "the store showed {most:?} leases of one process"
+    );
+    // ... and the bound was reached, so a stalled worker cannot pass.
+    assert_eq!(field(&b_report, "max_running"), MAX, "{b_report:?}");
+    assert!(b_id != a_id);
+}
