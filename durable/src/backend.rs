@@ -227,6 +227,19 @@ pub struct Counts {
     pub cancelled: u64,
 }
 
+/// Adds `n` jobs in `status` (queued ones due `later` or not) to `counts`.
+pub(crate) fn add_count(counts: &mut Counts, status: Status, later: bool, n: i64) {
+    let n = u64::try_from(n).unwrap_or(0);
+    match status {
+        Status::Queued if later => counts.scheduled += n,
+        Status::Queued => counts.ready += n,
+        Status::Running => counts.running += n,
+        Status::Succeeded => counts.succeeded += n,
+        Status::Dead => counts.dead += n,
+        Status::Cancelled => counts.cancelled += n,
+    }
+}
+
 /// In-process wake-ups of a backend: a change that may matter to a waiting
 /// worker or a waiting [`Client::outcome`](crate::Client::outcome).
 #[derive(Default)]

@@ -84,6 +84,8 @@ mod envelope;
 mod error;
 mod handler;
 mod name;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod stats;
@@ -97,6 +99,8 @@ pub use crate::envelope::{Envelope, JobId, NewJob, RetryBackoff};
 pub use crate::error::Error;
 pub use crate::handler::{Handler, JobContext};
 pub use crate::name::{validate_key, validate_name, NameKind, MAX_KEY_LEN, MAX_NAME_LEN};
+#[cfg(feature = "postgres")]
+pub use crate::postgres::PgBackend;
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::SqliteBackend;
 pub use crate::stats::WorkerStats;

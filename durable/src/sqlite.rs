@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::backend::{
-    Ack, Backend, Counts, End, Lease, Notifier, Record, Status, DEFAULT_RECORD_TTL,
+    add_count, Ack, Backend, Counts, End, Lease, Notifier, Record, Status, DEFAULT_RECORD_TTL,
 };
 use crate::clock::{dur_ms, now_ms};
 use crate::envelope::{Envelope, JobId};
@@ -357,18 +357,6 @@ impl Backend for SqliteBackend {
 
     fn notifier(&self) -> &Notifier {
         &self.notifier
-    }
-}
-
-pub(crate) fn add_count(counts: &mut Counts, status: Status, later: bool, n: i64) {
-    let n = u64::try_from(n).unwrap_or(0);
-    match status {
-        Status::Queued if later => counts.scheduled += n,
-        Status::Queued => counts.ready += n,
-        Status::Running => counts.running += n,
-        Status::Succeeded => counts.succeeded += n,
-        Status::Dead => counts.dead += n,
-        Status::Cancelled => counts.cancelled += n,
     }
 }
 

@@ -172,15 +172,19 @@ macro_rules! on_each_backend {
 /// saying the test was skipped) when it is not set.
 #[cfg(feature = "postgres")]
 pub fn postgres() -> Option<Arc<dyn Backend>> {
-    match std::env::var("WPXT_POSTGRES_URL") {
-        Ok(url) => Some(Arc::new(
-            workerpoolxt_durable::PgBackend::connect(&url).unwrap(),
-        )),
-        Err(_) => {
-            eprintln!("SKIPPED: a PostgreSQL test (WPXT_POSTGRES_URL is not set)");
-            None
-        }
+    let url = postgres_url()?;
+    Some(Arc::new(
+        workerpoolxt_durable::PgBackend::connect(&url).unwrap(),
+    ))
+}
+
+/// `WPXT_POSTGRES_URL`, or `None` and a line saying the test was skipped.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("WPXT_POSTGRES_URL").ok();
+    if url.is_none() {
+        eprintln!("SKIPPED: a PostgreSQL test (WPXT_POSTGRES_URL is not set)");
     }
+    url
 }
 
 /// Sleeps the given milliseconds on its first attempt only; returns the
