@@ -283,9 +283,8 @@ impl Worker {
             }
         }
         let poll = async_io::Timer::after(s.poll);
-        async { stop.await }
-            .or(async { released.await })
-            .or(async { changed.await })
+        stop.or(released)
+            .or(changed)
             .or(async {
                 poll.await;
             })
