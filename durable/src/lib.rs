@@ -106,6 +106,10 @@ pub use crate::sqlite::SqliteBackend;
 pub use crate::stats::WorkerStats;
 pub use crate::worker::{StopReport, Worker, WorkerBuilder, DEFAULT_LEASE};
 
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[allow(dead_code)]
 fn _assert_traits() {
     fn send_sync<T: Send + Sync>() {}

@@ -182,7 +182,7 @@ pub fn postgres() -> Option<Arc<dyn Backend>> {
 pub fn postgres_url() -> Option<String> {
     let url = std::env::var("WPXT_POSTGRES_URL").ok();
     if url.is_none() {
-        eprintln!("SKIPPED: a PostgreSQL test (WPXT_POSTGRES_URL is not set)");
+        skipped("a PostgreSQL test: WPXT_POSTGRES_URL is not set");
     }
     url
 }
@@ -201,4 +201,10 @@ impl Handler for Nap {
         }
         Ok(ctx.attempt())
     }
+}
+
+/// Says, past the test harness's capture, that a test was skipped and why.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
