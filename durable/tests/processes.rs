@@ -1,15 +1,16 @@
-//! Worker processes on one SQLite file: a worker killed with SIGKILL
+//! Worker processes on one store (a SQLite file; PostgreSQL too with the
+//! `postgres` feature and `WPXT_POSTGRES_URL`): a worker killed with SIGKILL
 //! mid-job, and two workers sharing 2,000 jobs while one of them stops.
 //!
 //! The worker processes are this test binary run again with
-//! `WPXT_CHILD_DB` set: `child_worker` then serves the queue until it reads
+//! `WPXT_CHILD_STORE` set: `child_worker` then serves the queue until it reads
 //! `stop <grace_ms>` on its standard input, and reports on its standard
 //! output in lines that begin with `CHILD `.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -20,6 +21,66 @@ use workerpoolxt_durable::{
     Ack, Backend, End, Envelope, JobId, Lease, NewJob, RetryBackoff, SqliteBackend, Status, Worker,
 };
 
+/// A store that several processes can open.
+#[derive(Debug, Clone)]
+enum Store {
+    Sqlite(PathBuf),
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl Store {
+    fn open(&self) -> Arc<dyn Backend> {
+        match self {
+            Store::Sqlite(path) => Arc::new(SqliteBackend::open(path).unwrap()),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(url) => {
+                Arc::new(workerpoolxt_durable::PgBackend::connect(url).unwrap())
+            }
+        }
+    }
+
+    /// The store as one environment value, for a child process.
+    fn to_env(&self) -> String {
+        match self {
+            Store::Sqlite(path) => format!("sqlite:{}", path.display()),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(url) => format!("postgres:{url}"),
+        }
+    }
+
+    fn from_env(value: &str) -> Store {
+        match value.split_once(':').unwrap() {
+            ("sqlite", path) => Store::Sqlite(path.into()),
+            #[cfg(feature = "postgres")]
+            ("postgres", url) => Store::Postgres(url.into()),
+            (other, _) => panic!("unknown store {other}"),
+        }
+    }
+
+    /// A reader of one integer per query, past the backend, on a
+    /// connection of its own (the same SQL serves both engines: `$1` is its
+    /// one parameter).
+    fn prober(&self) -> Box<dyn FnMut(&str, &str) -> i64 + Send> {
+        match self {
+            Store::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                Box::new(move |sql, param| conn.query_row(sql, [param], |r| r.get(0)).unwrap())
+            }
+            #[cfg(feature = "postgres")]
+            Store::Postgres(url) => {
+                let mut conn = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                Box::new(move |sql, param| conn.query_one(sql, &[&param]).unwrap().get(0))
+            }
+        }
+    }
+
+    fn scalar(&self, sql: &str, param: &str) -> i64 {
+        self.prober()(sql, param)
+    }
+}
+
 /// A worker process of this test binary.
 struct ChildWorker {
     child: Child,
@@ -29,10 +90,10 @@ struct ChildWorker {
 }
 
 impl ChildWorker {
-    fn spawn(db: &Path, queue: &str, max_workers: usize, lease_ms: u64) -> ChildWorker {
+    fn spawn(store: &Store, queue: &str, max_workers: usize, lease_ms: u64) -> ChildWorker {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_worker", "--nocapture", "--test-threads=1"])
-            .env("WPXT_CHILD_DB", db)
+            .env("WPXT_CHILD_STORE", store.to_env())
             .env("WPXT_CHILD_QUEUE", queue)
             .env("WPXT_CHILD_MAX", max_workers.to_string())
             .env("WPXT_CHILD_LEASE_MS", lease_ms.to_string())
@@ -98,11 +159,11 @@ fn field(report: &[(String, u64)], key: &str) -> u64 {
 /// The worker process; does nothing unless run by `ChildWorker::spawn`.
 #[test]
 fn child_worker() {
-    let Ok(db) = std::env::var("WPXT_CHILD_DB") else {
+    let Ok(store) = std::env::var("WPXT_CHILD_STORE") else {
         return;
     };
     let env = |k: &str| std::env::var(k).unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(db).unwrap());
+    let backend = Store::from_env(&store).open();
     let probe = Arc::new(Probe::default());
     let worker = Worker::builder(backend, env("WPXT_CHILD_QUEUE"))
         .max_workers(env("WPXT_CHILD_MAX").parse().unwrap())
@@ -136,35 +197,59 @@ fn child_worker() {
     );
 }
 
-fn open(dir: &tempfile::TempDir) -> (Arc<dyn Backend>, std::path::PathBuf) {
-    let db = dir.path().join("jobs.db");
-    (Arc::new(SqliteBackend::open(&db).unwrap()), db)
-}
-
 /// The lease token the store holds for a job now.
-fn token_of(db: &Path, id: &JobId) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(
-        "SELECT lease_token FROM wpxt_jobs WHERE id = ?1",
-        [id.as_str()],
-        |r| r.get(0),
+fn token_of(store: &Store, id: &JobId) -> i64 {
+    store.scalar(
+        "SELECT lease_token FROM wpxt_jobs WHERE id = $1",
+        id.as_str(),
     )
-    .unwrap()
 }
 
 #[test]
-fn a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused() {
+fn sqlite_a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (backend, db) = open(&dir);
+    a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused(Store::Sqlite(
+        dir.path().join("jobs.db"),
+    ));
+}
+
+#[test]
+fn sqlite_two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
+    let dir = tempfile::tempdir().unwrap();
+    two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back(Store::Sqlite(
+        dir.path().join("jobs.db"),
+    ));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused(Store::Postgres(url));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back(Store::Postgres(url));
+}
+
+fn a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused(store: Store) {
+    let backend = store.open();
     let q = queue("crash");
     let client = client(&backend);
     let job = NewJob::new::<Nap>(&60_000).unwrap().max_attempts(3);
     let handle = block_on(client.enqueue(&q, job)).unwrap();
-    let mut doomed = ChildWorker::spawn(&db, &q, 1, 500);
+    let mut doomed = ChildWorker::spawn(&store, &q, 1, 500);
     wait_until(30, "the child to lease the job", || {
         block_on(client.counts(&q)).unwrap().running == 1
     });
-    let dead_token = token_of(&db, handle.id());
+    let dead_token = token_of(&store, handle.id());
     doomed.child.kill().unwrap(); // SIGKILL
     doomed.child.wait().unwrap();
 
@@ -215,19 +300,17 @@ fn a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused() {
     );
 }
 
-#[test]
-fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
+fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back(store: Store) {
     const JOBS: usize = 2000;
     const MAX: u64 = 4;
-    let dir = tempfile::tempdir().unwrap();
-    let (backend, db) = open(&dir);
+    let backend = store.open();
     let q = queue("two");
     let client = client(&backend);
     let handles: Vec<_> = (0..JOBS)
         .map(|_| block_on(client.enqueue(&q, NewJob::new::<Sleep>(&3).unwrap())).unwrap())
         .collect();
-    let a = ChildWorker::spawn(&db, &q, MAX as usize, 2_000);
-    let b = ChildWorker::spawn(&db, &q, MAX as usize, 2_000);
+    let a = ChildWorker::spawn(&store, &q, MAX as usize, 2_000);
+    let b = ChildWorker::spawn(&store, &q, MAX as usize, 2_000);
     let (a_id, b_id) = (a.id.clone(), b.id.clone());
 
     // Sample the leases each process holds, as the store shows them.
@@ -236,14 +319,13 @@ fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
         Arc::new(AtomicI64::new(0)),
     );
     let sampler = {
-        let (done, most, db, q) = (done.clone(), most.clone(), db.clone(), q.clone());
+        let (done, most, q) = (done.clone(), most.clone(), q.clone());
+        let mut probe = store.prober();
         std::thread::spawn(move || {
-            let conn = rusqlite::Connection::open(db).unwrap();
-            conn.busy_timeout(Duration::from_secs(10)).unwrap();
             let sql = "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM wpxt_jobs \
-                       WHERE queue = ?1 AND state = 'running' GROUP BY lease_worker)";
+                       WHERE queue = $1 AND state = 'running' GROUP BY lease_worker) AS per_worker";
             while !done.load(Ordering::SeqCst) {
-                let n: i64 = conn.query_row(sql, [&q], |r| r.get(0)).unwrap();
+                let n = probe(sql, &q);
                 most.fetch_max(n, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -255,14 +337,10 @@ fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
     });
     let a_report = a.stop(0);
     // Its leases were handed back, not left to expire.
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let a_leases: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM wpxt_jobs WHERE state = 'running' AND lease_worker = ?1",
-            [&a_id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let a_leases = store.scalar(
+        "SELECT COUNT(*) FROM wpxt_jobs WHERE state = 'running' AND lease_worker = $1",
+        &a_id,
+    );
     assert_eq!(a_leases, 0, "process A still holds leases after its stop");
     assert_eq!(field(&a_report, "leased"), 0);
 
