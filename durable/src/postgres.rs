@@ -146,9 +146,19 @@ impl PgBackend {
         self.conns[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn wake_all(&self, conn: &mut Client, queue: &str) {
-        // A lost wake-up costs a poll interval, never a job.
-        let _ = conn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &queue]);
+    /// Runs an INSERT or UPDATE of job rows and, in the same statement (one
+    /// commit), NOTIFYs listeners of each changed row's queue; returns how
+    /// many rows changed.
+    fn change_and_notify(
+        conn: &mut Client,
+        change: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<usize, Error> {
+        let sql = format!(
+            "WITH changed AS ({change} RETURNING queue) \
+             SELECT pg_notify('{CHANNEL}', queue) FROM changed"
+        );
+        Ok(conn.query(&sql, params).map_err(engine)?.len())
     }
 }
 
@@ -263,7 +273,8 @@ impl Backend for PgBackend {
         let backoff = serde_json::to_string(&job.backoff)?;
         let timeout = job.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         let mut conn = self.conn();
-        conn.execute(
+        PgBackend::change_and_notify(
+            &mut conn,
             "INSERT INTO wpxt_jobs (id, queue, handler, payload, name, timeout_ms, deadline_ms, \
              attempts, max_attempts, backoff, idempotency_key, state, run_at, enqueued_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13)",
@@ -282,9 +293,7 @@ impl Backend for PgBackend {
                 &job.run_at_ms,
                 &job.enqueued_at_ms,
             ],
-        )
-        .map_err(engine)?;
-        self.wake_all(&mut conn, &job.queue);
+        )?;
         drop(conn);
         self.notifier.notify();
         Ok(())
@@ -301,39 +310,37 @@ impl Backend for PgBackend {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn();
-        let mut tx = conn.transaction().map_err(engine)?;
-        tx.execute(
-            &format!(
-                "UPDATE wpxt_jobs SET state = 'dead', lease_worker = NULL, finished_at = {NOW}, \
-                 expires_at = {NOW} + $2, \
-                 error = 'the lease of attempt ' || attempts || ' of ' || max_attempts || \
-                         ' expired (its worker died or stalled); no attempt is left' \
-                 WHERE queue = $1 AND state = 'running' AND lease_until < {NOW} AND attempts >= max_attempts"
-            ),
-            &[&queue, &self.ttl_ms],
-        )
-        .map_err(engine)?;
-        let rows = tx
+        // One statement, one round trip: jobs whose lease expired on their
+        // last attempt die (the data-modifying CTE always runs), and the due
+        // ones are leased; the two sets are disjoint.
+        let sql = format!(
+            "WITH expired AS (UPDATE wpxt_jobs SET state = 'dead', lease_worker = NULL, \
+               finished_at = {NOW}, expires_at = {NOW} + $5, \
+               error = 'the lease of attempt ' || attempts || ' of ' || max_attempts || \
+                       ' expired (its worker died or stalled); no attempt is left' \
+               WHERE queue = $1 AND state = 'running' AND lease_until < {NOW} \
+               AND attempts >= max_attempts RETURNING id), \
+             picked AS (SELECT id FROM wpxt_jobs WHERE queue = $1 AND \
+               ((state = 'queued' AND run_at <= {NOW}) OR \
+                (state = 'running' AND lease_until < {NOW} AND attempts < max_attempts)) \
+               ORDER BY run_at, enqueued_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE wpxt_jobs j SET state = 'running', attempts = j.attempts + 1, \
+               lease_token = j.lease_token + 1, lease_worker = $2, lease_until = {NOW} + $4, \
+               queued_ms = GREATEST(0, {NOW} - GREATEST(j.run_at, j.enqueued_at)) \
+             FROM picked WHERE j.id = picked.id RETURNING {}, {NOW}",
+            ENVELOPE_COLUMNS
+                .split(", ")
+                .map(|c| format!("j.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = self
+            .conn()
             .query(
-                &format!(
-                    "WITH picked AS (SELECT id FROM wpxt_jobs WHERE queue = $1 AND \
-                     ((state = 'queued' AND run_at <= {NOW}) OR (state = 'running' AND lease_until < {NOW})) \
-                     ORDER BY run_at, enqueued_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     UPDATE wpxt_jobs j SET state = 'running', attempts = j.attempts + 1, \
-                     lease_token = j.lease_token + 1, lease_worker = $2, lease_until = {NOW} + $4, \
-                     queued_ms = GREATEST(0, {NOW} - GREATEST(j.run_at, j.enqueued_at)) \
-                     FROM picked WHERE j.id = picked.id RETURNING {}, {NOW}",
-                    ENVELOPE_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("j.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &[&queue, &worker, &to_i64(max), &dur_ms(lease)],
+                &sql,
+                &[&queue, &worker, &to_i64(max), &dur_ms(lease), &self.ttl_ms],
             )
             .map_err(engine)?;
-        tx.commit().map_err(engine)?;
         rows.iter().map(lease_from_row).collect()
     }
 
@@ -358,7 +365,8 @@ impl Backend for PgBackend {
         );
         let mut conn = self.conn();
         let n = match end {
-            End::Succeeded { output, run_ms } => conn.execute(
+            End::Succeeded { output, run_ms } => PgBackend::change_and_notify(
+                &mut conn,
                 &format!(
                     "UPDATE wpxt_jobs SET state = 'succeeded', output = $3, error = NULL, run_ms = $4, \
                      finished_at = {NOW}, expires_at = {NOW} + $5, lease_worker = NULL {fence}"
@@ -369,57 +377,52 @@ impl Backend for PgBackend {
                 error,
                 run_at_ms,
                 run_ms,
-            } => conn.execute(
+            } => PgBackend::change_and_notify(
+                &mut conn,
                 &format!(
                     "UPDATE wpxt_jobs SET state = 'queued', error = $3, run_at = $4, run_ms = $5, \
                      lease_worker = NULL, lease_until = NULL {fence}"
                 ),
                 &[&id, &lease.token, error, run_at_ms, run_ms],
             ),
-            End::Dead { error, run_ms } => conn.execute(
+            End::Dead { error, run_ms } => PgBackend::change_and_notify(
+                &mut conn,
                 &format!(
                     "UPDATE wpxt_jobs SET state = 'dead', error = $3, run_ms = $4, finished_at = {NOW}, \
                      expires_at = {NOW} + $5, lease_worker = NULL {fence}"
                 ),
                 &[&id, &lease.token, error, run_ms, &self.ttl_ms],
             ),
-            End::Released => conn.execute(
+            End::Released => PgBackend::change_and_notify(
+                &mut conn,
                 &format!(
                     "UPDATE wpxt_jobs SET state = 'queued', attempts = attempts - 1, run_at = {NOW}, \
                      lease_worker = NULL, lease_until = NULL {fence}"
                 ),
                 &[&id, &lease.token],
             ),
-        }
-        .map_err(engine)?;
+        }?;
         if n != 1 {
             return Ok(Ack::Refused);
         }
-        self.wake_all(&mut conn, &lease.envelope.queue);
         drop(conn);
         self.notifier.notify();
         Ok(Ack::Accepted)
     }
 
     fn cancel(&self, id: &JobId) -> Result<bool, Error> {
-        let mut conn = self.conn();
-        let rows = conn
-            .query(
-                &format!(
-                    "UPDATE wpxt_jobs SET state = 'cancelled', finished_at = {NOW}, expires_at = {NOW} + $2, \
-                     lease_worker = NULL WHERE id = $1 AND state IN ('queued', 'running') RETURNING queue"
-                ),
-                &[&id.as_str(), &self.ttl_ms],
-            )
-            .map_err(engine)?;
-        let Some(row) = rows.first() else {
-            return Ok(false);
-        };
-        let queue: String = row.get(0);
-        self.wake_all(&mut conn, &queue);
-        drop(conn);
-        self.notifier.notify();
-        Ok(true)
+        let n = PgBackend::change_and_notify(
+            &mut self.conn(),
+            &format!(
+                "UPDATE wpxt_jobs SET state = 'cancelled', finished_at = {NOW}, expires_at = {NOW} + $2, \
+                 lease_worker = NULL WHERE id = $1 AND state IN ('queued', 'running')"
+            ),
+            &[&id.as_str(), &self.ttl_ms],
+        )?;
+        if n == 1 {
+            self.notifier.notify();
+        }
+        Ok(n == 1)
     }
 
     fn record(&self, id: &JobId) -> Result<Option<Record>, Error> {
