@@ -89,18 +89,20 @@ fn main() {
     }
     #[cfg(not(feature = "postgres"))]
     println!("SKIPPED: postgres (built without the `postgres` feature)");
-    println!("| backend | worker processes | jobs | jobs/s (median, min–max of {runs}) |");
-    println!("|---|---|---|---|");
+    println!("| backend | worker processes | jobs | drained, jobs/s | enqueued by one producer, jobs/s |");
+    println!("|---|---|---|---|---|");
     for (name, store) in &stores {
         for processes in [1, 2] {
-            let rates: Vec<f64> = (0..runs)
+            let (enqueued, drained): (Vec<f64>, Vec<f64>) = (0..runs)
                 .map(|_| throughput(store, processes, jobs))
-                .collect();
-            println!("| {name} | {processes} | {jobs} | {} |", summary(rates, 0));
+                .unzip();
+            let (drained, enqueued) = (summary(drained, 0), summary(enqueued, 0));
+            println!("| {name} | {processes} | {jobs} | {drained} | {enqueued} |");
         }
     }
+    println!("(median, min–max of {runs} runs)");
     println!();
-    println!("| backend | one job, enqueue to outcome, ms (median, min–max of {pings}) |");
+    println!("| backend | one job, enqueue to outcome, ms (median, min–max of {pings} in a row) |");
     println!("|---|---|");
     for (name, store) in &stores {
         println!("| {name} | {} |", summary(latency(store, pings), 2));
@@ -117,15 +119,28 @@ fn summary(mut xs: Vec<f64>, digits: usize) -> String {
     )
 }
 
-/// Jobs per second of `processes` worker processes draining `jobs` jobs.
-fn throughput(store: &Store, processes: usize, jobs: u32) -> f64 {
+/// Jobs per second of one producer enqueueing `jobs` jobs, one call each,
+/// and of `processes` worker processes draining them.
+fn throughput(store: &Store, processes: usize, jobs: u32) -> (f64, f64) {
     let queue = format!("bench-{:08x}", fastrand::u32(..));
     let client = Client::from_arc(store.open());
-    let start_at = SystemTime::now() + Duration::from_millis(1_500);
+    // The head start: twice the time the enqueues take, measured on a
+    // queue of their own, and a second for the workers to come up.
+    let probe = Instant::now();
+    for n in 0..20 {
+        let job = NewJob::new::<Noop>(&n)
+            .unwrap()
+            .delay(Duration::from_secs(3_600));
+        block_on(client.enqueue(&format!("{queue}-probe"), job)).unwrap();
+    }
+    let head_start = probe.elapsed() / 20 * jobs * 2 + Duration::from_secs(1);
+    let start_at = SystemTime::now() + head_start;
+    let enqueueing = Instant::now();
     for n in 0..jobs {
         let job = NewJob::new::<Noop>(&n).unwrap().run_at(start_at);
         block_on(client.enqueue(&queue, job)).unwrap();
     }
+    let enqueue_rate = f64::from(jobs) / enqueueing.elapsed().as_secs_f64();
     let mut workers: Vec<Child> = (0..processes)
         .map(|_| spawn_worker(store, &queue))
         .collect();
@@ -158,7 +173,7 @@ fn throughput(store: &Store, processes: usize, jobs: u32) -> f64 {
         writeln!(w.stdin.as_mut().unwrap(), "stop").unwrap();
         assert!(w.wait().unwrap().success());
     }
-    rate
+    (enqueue_rate, rate)
 }
 
 fn spawn_worker(store: &Store, queue: &str) -> Child {
