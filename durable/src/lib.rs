@@ -86,6 +86,8 @@ mod handler;
 mod name;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod stats;
@@ -101,6 +103,8 @@ pub use crate::handler::{Handler, JobContext};
 pub use crate::name::{validate_key, validate_name, NameKind, MAX_KEY_LEN, MAX_NAME_LEN};
 #[cfg(feature = "postgres")]
 pub use crate::postgres::PgBackend;
+#[cfg(feature = "redis")]
+pub use crate::redis::RedisBackend;
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::SqliteBackend;
 pub use crate::stats::WorkerStats;

@@ -1,5 +1,5 @@
-//! Worker processes on one store (a SQLite file; PostgreSQL too with the
-//! `postgres` feature and `WPXT_POSTGRES_URL`): a worker killed with SIGKILL
+//! Worker processes on one store (a SQLite file; PostgreSQL and Redis too
+//! with their features and `WPXT_POSTGRES_URL` / `WPXT_REDIS_URL`): a worker killed with SIGKILL
 //! mid-job, and two workers sharing 2,000 jobs while one of them stops.
 //!
 //! The worker processes are this test binary run again with
@@ -27,6 +27,8 @@ enum Store {
     Sqlite(PathBuf),
     #[cfg(feature = "postgres")]
     Postgres(String),
+    #[cfg(feature = "redis")]
+    Redis(String),
 }
 
 impl Store {
@@ -37,6 +39,10 @@ impl Store {
             Store::Postgres(url) => {
                 Arc::new(workerpoolxt_durable::PgBackend::connect(url).unwrap())
             }
+            #[cfg(feature = "redis")]
+            Store::Redis(url) => {
+                Arc::new(workerpoolxt_durable::RedisBackend::connect(url).unwrap())
+            }
         }
     }
 
@@ -46,6 +52,8 @@ impl Store {
             Store::Sqlite(path) => format!("sqlite:{}", path.display()),
             #[cfg(feature = "postgres")]
             Store::Postgres(url) => format!("postgres:{url}"),
+            #[cfg(feature = "redis")]
+            Store::Redis(url) => format!("redis:{url}"),
         }
     }
 
@@ -54,30 +62,105 @@ impl Store {
             ("sqlite", path) => Store::Sqlite(path.into()),
             #[cfg(feature = "postgres")]
             ("postgres", url) => Store::Postgres(url.into()),
+            #[cfg(feature = "redis")]
+            ("redis", url) => Store::Redis(url.into()),
             (other, _) => panic!("unknown store {other}"),
         }
     }
 
-    /// A reader of one integer per query, past the backend, on a
-    /// connection of its own (the same SQL serves both engines: `$1` is its
-    /// one parameter).
-    fn prober(&self) -> Box<dyn FnMut(&str, &str) -> i64 + Send> {
+    /// A reader of the store past the backend, on a connection of its own.
+    fn prober(&self) -> Box<dyn FnMut(Ask<'_>) -> i64 + Send> {
         match self {
             Store::Sqlite(path) => {
                 let conn = rusqlite::Connection::open(path).unwrap();
                 conn.busy_timeout(Duration::from_secs(10)).unwrap();
-                Box::new(move |sql, param| conn.query_row(sql, [param], |r| r.get(0)).unwrap())
+                Box::new(move |ask| {
+                    let (sql, param) = ask.sql();
+                    conn.query_row(sql, [param], |r| r.get(0)).unwrap()
+                })
             }
             #[cfg(feature = "postgres")]
             Store::Postgres(url) => {
                 let mut conn = postgres::Client::connect(url, postgres::NoTls).unwrap();
-                Box::new(move |sql, param| conn.query_one(sql, &[&param]).unwrap().get(0))
+                Box::new(move |ask| {
+                    let (sql, param) = ask.sql();
+                    conn.query_one(sql, &[&param]).unwrap().get(0)
+                })
+            }
+            #[cfg(feature = "redis")]
+            Store::Redis(url) => {
+                let mut conn = redis::Client::open(url.as_str())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                Box::new(move |ask| ask.on_redis(&mut conn))
             }
         }
     }
 
-    fn scalar(&self, sql: &str, param: &str) -> i64 {
-        self.prober()(sql, param)
+    fn ask(&self, ask: Ask<'_>) -> i64 {
+        self.prober()(ask)
+    }
+}
+
+/// What the tests read past the backend.
+#[derive(Debug, Clone, Copy)]
+enum Ask<'a> {
+    /// The lease token of this job.
+    Token(&'a str),
+    /// The most leases one worker holds in this queue.
+    MostLeases(&'a str),
+    /// The leases this worker holds in this queue.
+    LeasesOf(&'a str, &'a str),
+}
+
+impl<'a> Ask<'a> {
+    /// The same SQL serves both SQL engines: `$1` is its one parameter.
+    fn sql(self) -> (&'static str, &'a str) {
+        match self {
+            Ask::Token(id) => ("SELECT lease_token FROM wpxt_jobs WHERE id = $1", id),
+            Ask::MostLeases(queue) => (
+                "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM wpxt_jobs \
+                 WHERE queue = $1 AND state = 'running' GROUP BY lease_worker) AS per_worker",
+                queue,
+            ),
+            Ask::LeasesOf(worker, _) => (
+                "SELECT COUNT(*) FROM wpxt_jobs WHERE state = 'running' AND lease_worker = $1",
+                worker,
+            ),
+        }
+    }
+
+    /// Read in one script, so the view is atomic like a SQL query's.
+    #[cfg(feature = "redis")]
+    fn on_redis(self, conn: &mut redis::Connection) -> i64 {
+        let per_worker = r#"
+            local per, most = {}, 0
+            for _, id in ipairs(redis.call('ZRANGE', 'wpxt:q:' .. ARGV[1] .. ':leased', 0, -1)) do
+              local w = redis.call('HGET', 'wpxt:job:' .. id, 'lease_worker')
+              if w and w ~= '' then
+                per[w] = (per[w] or 0) + 1
+                if per[w] > most then most = per[w] end
+              end
+            end
+            if ARGV[2] == '' then return most end
+            return per[ARGV[2]] or 0
+        "#;
+        match self {
+            Ask::Token(id) => {
+                redis::Commands::hget(conn, format!("wpxt:job:{id}"), "lease_token").unwrap()
+            }
+            Ask::MostLeases(queue) => redis::Script::new(per_worker)
+                .arg(queue)
+                .arg("")
+                .invoke(conn)
+                .unwrap(),
+            Ask::LeasesOf(worker, queue) => redis::Script::new(per_worker)
+                .arg(queue)
+                .arg(worker)
+                .invoke(conn)
+                .unwrap(),
+        }
     }
 }
 
@@ -199,10 +282,25 @@ fn child_worker() {
 
 /// The lease token the store holds for a job now.
 fn token_of(store: &Store, id: &JobId) -> i64 {
-    store.scalar(
-        "SELECT lease_token FROM wpxt_jobs WHERE id = $1",
-        id.as_str(),
-    )
+    store.ask(Ask::Token(id.as_str()))
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused() {
+    let Some(url) = common::redis_url() else {
+        return;
+    };
+    a_killed_worker_s_job_is_delivered_again_and_its_late_end_refused(Store::Redis(url));
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back() {
+    let Some(url) = common::redis_url() else {
+        return;
+    };
+    two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back(Store::Redis(url));
 }
 
 #[test]
@@ -322,10 +420,8 @@ fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back(store: Stor
         let (done, most, q) = (done.clone(), most.clone(), q.clone());
         let mut probe = store.prober();
         std::thread::spawn(move || {
-            let sql = "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM wpxt_jobs \
-                       WHERE queue = $1 AND state = 'running' GROUP BY lease_worker) AS per_worker";
             while !done.load(Ordering::SeqCst) {
-                let n = probe(sql, &q);
+                let n = probe(Ask::MostLeases(&q));
                 most.fetch_max(n, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -337,10 +433,7 @@ fn two_worker_processes_share_2000_jobs_and_a_stop_hands_leases_back(store: Stor
     });
     let a_report = a.stop(0);
     // Its leases were handed back, not left to expire.
-    let a_leases = store.scalar(
-        "SELECT COUNT(*) FROM wpxt_jobs WHERE state = 'running' AND lease_worker = $1",
-        &a_id,
-    );
+    let a_leases = store.ask(Ask::LeasesOf(&a_id, &q));
     assert_eq!(a_leases, 0, "process A still holds leases after its stop");
     assert_eq!(field(&a_report, "leased"), 0);
 

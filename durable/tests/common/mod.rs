@@ -140,9 +140,9 @@ impl Handler for Boom {
 }
 
 /// Declares each listed test function (taking the store) once per backend:
-/// in `mod sqlite` always, and in `mod postgres` with the `postgres`
-/// feature, where it is skipped, saying why, unless `WPXT_POSTGRES_URL` is
-/// set.
+/// in `mod sqlite` always, in `mod postgres` with the `postgres` feature and
+/// in `mod redis` with the `redis` feature, where each is skipped, saying
+/// why, unless `WPXT_POSTGRES_URL` or `WPXT_REDIS_URL` is set.
 #[macro_export]
 macro_rules! on_each_backend {
     ($($name:ident),* $(,)?) => {
@@ -161,6 +161,16 @@ macro_rules! on_each_backend {
                 #[test]
                 fn $name() {
                     let Some(backend) = $crate::common::postgres() else { return };
+                    super::$name(backend);
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(
+                #[test]
+                fn $name() {
+                    let Some(backend) = $crate::common::redis() else { return };
                     super::$name(backend);
                 }
             )*
@@ -201,6 +211,25 @@ impl Handler for Nap {
         }
         Ok(ctx.attempt())
     }
+}
+
+/// The Redis store named by `WPXT_REDIS_URL`, or `None` (and a line saying
+/// the test was skipped) when it is not set.
+#[cfg(feature = "redis")]
+pub fn redis() -> Option<Arc<dyn Backend>> {
+    let url = redis_url()?;
+    Some(Arc::new(
+        workerpoolxt_durable::RedisBackend::connect(&url).unwrap(),
+    ))
+}
+
+/// `WPXT_REDIS_URL`, or `None` and a line saying the test was skipped.
+pub fn redis_url() -> Option<String> {
+    let url = std::env::var("WPXT_REDIS_URL").ok();
+    if url.is_none() {
+        skipped("a Redis test: WPXT_REDIS_URL is not set");
+    }
+    url
 }
 
 /// Says, past the test harness's capture, that a test was skipped and why.
