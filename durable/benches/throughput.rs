@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! cargo bench -p workerpoolxt-durable --bench throughput                  # SQLite
-//! WPXT_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo bench -p workerpoolxt-durable --features postgres --bench throughput
+//! WPXT_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test WPXT_REDIS_URL=redis://127.0.0.1:6379/ \
+//!   cargo bench -p workerpoolxt-durable --features postgres,redis --bench throughput
 //! cargo bench -p workerpoolxt-durable --bench throughput -- smoke         # tiny sizes, checks only
 //! ```
 //!
@@ -42,6 +42,8 @@ enum Store {
     Sqlite(std::path::PathBuf),
     #[cfg(feature = "postgres")]
     Postgres(String),
+    #[cfg(feature = "redis")]
+    Redis(String),
 }
 
 impl Store {
@@ -52,6 +54,10 @@ impl Store {
             Store::Postgres(url) => {
                 Arc::new(workerpoolxt_durable::PgBackend::connect(url).unwrap())
             }
+            #[cfg(feature = "redis")]
+            Store::Redis(url) => {
+                Arc::new(workerpoolxt_durable::RedisBackend::connect(url).unwrap())
+            }
         }
     }
 
@@ -60,6 +66,8 @@ impl Store {
             Store::Sqlite(path) => ["sqlite".into(), path.display().to_string()],
             #[cfg(feature = "postgres")]
             Store::Postgres(url) => ["postgres".into(), url.clone()],
+            #[cfg(feature = "redis")]
+            Store::Redis(url) => ["redis".into(), url.clone()],
         }
     }
 
@@ -68,6 +76,8 @@ impl Store {
             "sqlite" => Store::Sqlite(at.into()),
             #[cfg(feature = "postgres")]
             "postgres" => Store::Postgres(at.into()),
+            #[cfg(feature = "redis")]
+            "redis" => Store::Redis(at.into()),
             other => panic!("unknown store {other}"),
         }
     }
@@ -89,6 +99,13 @@ fn main() {
     }
     #[cfg(not(feature = "postgres"))]
     println!("SKIPPED: postgres (built without the `postgres` feature)");
+    #[cfg(feature = "redis")]
+    match std::env::var("WPXT_REDIS_URL") {
+        Ok(url) => stores.push(("redis", Store::Redis(url))),
+        Err(_) => println!("SKIPPED: redis (WPXT_REDIS_URL is not set)"),
+    }
+    #[cfg(not(feature = "redis"))]
+    println!("SKIPPED: redis (built without the `redis` feature)");
     println!("| backend | worker processes | jobs | drained, jobs/s | enqueued by one producer, jobs/s |");
     println!("|---|---|---|---|---|");
     for (name, store) in &stores {

@@ -3,7 +3,7 @@
 //! Jobs that must survive a crash or a deploy, or that several processes or
 //! machines share, are stored in an existing engine — an embedded SQLite
 //! file by default, PostgreSQL behind the `postgres` feature — never in
-//! memory of ours.
+//! memory of ours. Redis, behind the `redis` feature, is the third.
 //!
 //! - A job kind is a named [`Handler`]: serde `Args` and `Output`, and an
 //!   `async fn run(args, ctx)`. A job travels as one [`Envelope`].
