@@ -239,14 +239,16 @@ impl Worker {
     /// worker's pool either way. Errors of the store do not end it: they are
     /// counted in [`WorkerStats::store_errors`] and the claim is tried again
     /// after the poll interval. Dropping the future stops claiming but not
-    /// the jobs already leased. Returns [`Error::Config`] if this worker is
-    /// already running.
+    /// the jobs already leased (a [`stop`](Worker::stop) still ends them);
+    /// a claim in flight then may lease jobs that never start: they are
+    /// delivered again once their lease expires. Returns [`Error::Config`]
+    /// if `run` was called on this worker before.
     pub async fn run(&self) -> Result<(), Error> {
         let s = &self.shared;
         if s.running.swap(true, Ordering::SeqCst) {
             return Err(Error::Config("this worker is already running".into()));
         }
-        s.claiming.store(true, Ordering::SeqCst);
+        let claiming = Claiming::begin(s);
         let mut last_purge: Option<Instant> = None;
         while !s.stopping.load(Ordering::SeqCst) {
             if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
@@ -257,8 +259,7 @@ impl Worker {
             }
             self.claim_or_wait().await;
         }
-        s.claiming.store(false, Ordering::SeqCst);
-        s.claim_loop_left.notify(usize::MAX);
+        drop(claiming);
         s.all_released().await;
         Ok(())
     }
@@ -351,6 +352,25 @@ impl Worker {
             finished: leased.saturating_sub(handed_back),
             handed_back,
         }
+    }
+}
+
+/// Marks the claim loop as running until dropped: when the loop sees the
+/// stop, or when `run`'s future is dropped, so a stop never waits for a
+/// loop that is gone.
+struct Claiming<'a>(&'a Shared);
+
+impl<'a> Claiming<'a> {
+    fn begin(shared: &'a Shared) -> Claiming<'a> {
+        shared.claiming.store(true, Ordering::SeqCst);
+        Claiming(shared)
+    }
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.claiming.store(false, Ordering::SeqCst);
+        self.0.claim_loop_left.notify(usize::MAX);
     }
 }
 
