@@ -102,23 +102,63 @@ impl PgBackend {
     /// Connects (4 connections and a listener thread), and creates the table
     /// if missing. Blocks.
     ///
-    /// TLS: this build connects without TLS (`sslmode=disable` or `prefer`);
-    /// a URL with `sslmode=require` is refused by the client.
+    /// TLS is turned on by the URL: `sslmode=require` encrypts every
+    /// connection, and verifies the server's certificate against the
+    /// system's trusted roots; this needs the `postgres-tls` feature (without
+    /// it such a URL is refused). `sslmode=prefer` (the default) and
+    /// `disable` connect without TLS. To trust other roots, see
+    /// `connect_with_tls` (feature `postgres-tls`).
     pub fn connect(url: &str) -> Result<PgBackend, Error> {
+        PgBackend::connect_via(url, Tls::from_url)
+    }
+
+    /// Connects like [`connect`](PgBackend::connect), with TLS through this
+    /// connector (its roots, its certificate checks) whenever the URL says
+    /// `sslmode=require` or `prefer`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use workerpoolxt_durable::PgBackend;
+    ///
+    /// let mut roots = native_tls::TlsConnector::builder();
+    /// let pem = std::fs::read("/etc/my-ca.pem").unwrap();
+    /// roots.add_root_certificate(native_tls::Certificate::from_pem(&pem).unwrap());
+    /// let backend = PgBackend::connect_with_tls(
+    ///     "postgres://app@db.internal/jobs?sslmode=require",
+    ///     roots.build().unwrap(),
+    /// )
+    /// .unwrap();
+    /// # let _ = backend;
+    /// ```
+    #[cfg(feature = "postgres-tls")]
+    pub fn connect_with_tls(
+        url: &str,
+        connector: native_tls::TlsConnector,
+    ) -> Result<PgBackend, Error> {
+        let tls = Tls::Native(postgres_native_tls::MakeTlsConnector::new(connector));
+        PgBackend::connect_via(url, |_| Ok(tls))
+    }
+
+    fn connect_via(
+        url: &str,
+        tls: impl FnOnce(&Config) -> Result<Tls, Error>,
+    ) -> Result<PgBackend, Error> {
         let config =
             Config::from_str(url).map_err(|_| Error::Backend("invalid PostgreSQL URL".into()))?;
         let secret = Secret::of(url, &config);
+        let tls = tls(&config)?;
         let mut conns = Vec::with_capacity(DEFAULT_CONNECTIONS);
         for _ in 0..DEFAULT_CONNECTIONS {
             conns.push(Mutex::new(
-                config.connect(NoTls).map_err(|e| secret.error(&e))?,
+                tls.connect(&config).map_err(|e| secret.error(&e))?,
             ));
         }
         create_schema(conns[0].get_mut().unwrap_or_else(|p| p.into_inner()))
             .map_err(|e| secret.error(&e))?;
         let notifier = Arc::new(Notifier::new());
         let listening = Arc::new(AtomicBool::new(true));
-        spawn_listener(config, Arc::clone(&notifier), Arc::clone(&listening));
+        spawn_listener(config, tls, Arc::clone(&notifier), Arc::clone(&listening));
         Ok(PgBackend {
             conns,
             next: AtomicUsize::new(0),
@@ -176,6 +216,44 @@ impl fmt::Debug for PgBackend {
     }
 }
 
+/// How connections are made: plain, or through a TLS connector.
+#[derive(Clone)]
+enum Tls {
+    Off,
+    #[cfg(feature = "postgres-tls")]
+    Native(postgres_native_tls::MakeTlsConnector),
+}
+
+impl Tls {
+    /// What the URL asks for: TLS (verified against the system's roots) for
+    /// `sslmode=require`, none otherwise.
+    fn from_url(config: &Config) -> Result<Tls, Error> {
+        if config.get_ssl_mode() != postgres::config::SslMode::Require {
+            return Ok(Tls::Off);
+        }
+        #[cfg(feature = "postgres-tls")]
+        {
+            let connector = native_tls::TlsConnector::new()
+                .map_err(|e| Error::Backend(format!("postgres: TLS setup failed: {e}")))?;
+            Ok(Tls::Native(postgres_native_tls::MakeTlsConnector::new(
+                connector,
+            )))
+        }
+        #[cfg(not(feature = "postgres-tls"))]
+        Err(Error::Config(
+            "the URL requires TLS (sslmode=require): build with the `postgres-tls` feature".into(),
+        ))
+    }
+
+    fn connect(&self, config: &Config) -> Result<Client, postgres::Error> {
+        match self {
+            Tls::Off => config.connect(NoTls),
+            #[cfg(feature = "postgres-tls")]
+            Tls::Native(connector) => config.connect(connector.clone()),
+        }
+    }
+}
+
 /// What must not appear in an error: the URL and the password.
 struct Secret {
     url: String,
@@ -219,12 +297,12 @@ fn create_schema(conn: &mut Client) -> Result<(), postgres::Error> {
 
 /// A thread that LISTENs and wakes the notifier; it reconnects after a
 /// failure and ends once the backend is dropped.
-fn spawn_listener(config: Config, notifier: Arc<Notifier>, listening: Arc<AtomicBool>) {
+fn spawn_listener(config: Config, tls: Tls, notifier: Arc<Notifier>, listening: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("wpxt-pg-listen".into())
         .spawn(move || {
             while listening.load(Ordering::SeqCst) {
-                let _ = listen(&config, &notifier, &listening);
+                let _ = listen(&config, &tls, &notifier, &listening);
                 // Whatever was missed while down is found by polling.
                 notifier.notify();
                 std::thread::sleep(Duration::from_millis(500));
@@ -236,10 +314,11 @@ fn spawn_listener(config: Config, notifier: Arc<Notifier>, listening: Arc<Atomic
 
 fn listen(
     config: &Config,
+    tls: &Tls,
     notifier: &Notifier,
     listening: &AtomicBool,
 ) -> Result<(), postgres::Error> {
-    let mut conn = config.connect(NoTls)?;
+    let mut conn = tls.connect(config)?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     while listening.load(Ordering::SeqCst) {
         let mut woke = false;

@@ -231,8 +231,15 @@ pub struct RedisBackend {
 impl RedisBackend {
     /// Connects (4 connections and a listener thread). Blocks.
     ///
-    /// TLS (`rediss://`) is not built in this version.
+    /// TLS is turned on by the URL: `rediss://` connects with TLS and
+    /// verifies the server's certificate against the system's roots; it
+    /// needs the `redis-tls` feature (without it such a URL is refused).
     pub fn connect(url: &str) -> Result<RedisBackend, Error> {
+        if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+            return Err(Error::Config(
+                "the URL asks for TLS (rediss://): build with the `redis-tls` feature".into(),
+            ));
+        }
         let secret = Secret::of(url);
         let client =
             redis::Client::open(url).map_err(|_| Error::Backend("invalid Redis URL".into()))?;

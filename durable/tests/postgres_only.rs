@@ -62,4 +62,62 @@ mod on_postgres {
         let e = PgBackend::connect("postgres://u:s3cret-pw@[not a host").unwrap_err();
         assert!(!format!("{e} {e:?}").contains("s3cret-pw"));
     }
+
+    #[cfg(not(feature = "postgres-tls"))]
+    #[test]
+    fn a_url_that_requires_tls_is_refused_without_the_tls_feature() {
+        let Some(url) = common::postgres_url() else {
+            return;
+        };
+        let e = PgBackend::connect(&with_param(&url, "sslmode=require")).unwrap_err();
+        assert!(e.to_string().contains("postgres-tls"), "{e}");
+    }
+
+    /// Every connection of a backend made from a URL with `sslmode=require`
+    /// is encrypted, as the server sees it.
+    #[cfg(feature = "postgres-tls")]
+    #[test]
+    fn a_url_that_requires_tls_gets_tls() {
+        let Some(url) = common::postgres_url() else {
+            return;
+        };
+        let mut plain = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let ssl: String = plain.query_one("SHOW ssl", &[]).unwrap().get(0);
+        if ssl != "on" {
+            return common::skipped("the PostgreSQL TLS test: the server has ssl off");
+        }
+        let app = format!("wpxt_tls_{:08x}", fastrand::u32(..));
+        let tls_url = with_param(&url, &format!("sslmode=require&application_name={app}"));
+        // The test server's certificate is self-signed: the system's roots
+        // refuse it, and an explicit connector that trusts it is needed.
+        let e = PgBackend::connect(&tls_url).unwrap_err();
+        assert!(!e.to_string().contains(&tls_url), "{e}");
+        let trusting = native_tls::TlsConnector::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let backend = PgBackend::connect_with_tls(&tls_url, trusting).unwrap();
+        let client = Client::new(backend);
+        let q = queue("tls");
+        block_on(client.counts(&q)).unwrap();
+        let mut seen: (i64, bool) = (0, false);
+        // Four connections and the listener's, which connects on its thread.
+        common::wait_until(30, "five connections of the backend", || {
+            let row = plain
+                .query_one(
+                    "SELECT COUNT(*), COALESCE(BOOL_AND(s.ssl), false) FROM pg_stat_ssl s \
+                     JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+                    &[&app],
+                )
+                .unwrap();
+            seen = (row.get(0), row.get(1));
+            seen.0 >= 5
+        });
+        assert!(seen.1, "a connection without TLS: {seen:?}");
+    }
+
+    fn with_param(url: &str, param: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{param}")
+    }
 }

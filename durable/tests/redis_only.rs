@@ -51,6 +51,16 @@ mod on_redis {
         serving.join().unwrap();
     }
 
+    #[cfg(not(feature = "redis-tls"))]
+    #[test]
+    fn a_tls_url_is_refused_without_the_tls_feature() {
+        let e = RedisBackend::connect("rediss://u:s3cret-pw@127.0.0.1:6380/").unwrap_err();
+        assert!(
+            e.to_string().contains("redis-tls") && !e.to_string().contains("s3cret-pw"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn connection_errors_do_not_show_the_url_or_its_password() {
         let url = "redis://wpxt_user:s3cret-pw@127.0.0.1:1/";
