@@ -57,6 +57,17 @@
 //! # });
 //! ```
 //!
+//! # Backends and features
+//!
+//! | backend | feature | engine |
+//! |---|---|---|
+//! | [`SqliteBackend`] | `sqlite` (default) | an embedded SQLite file; processes on one host may share it |
+//! | `PgBackend` | `postgres` (`postgres-tls` for TLS) | PostgreSQL: `SKIP LOCKED` claims, `LISTEN/NOTIFY` wake-ups |
+//! | `RedisBackend` | `redis` (`redis-tls` for TLS) | Redis: Lua scripts, pub/sub wake-ups |
+//!
+//! Each implements the thin [`Backend`] trait (synchronous; the client and
+//! the worker call it on blocking threads), so no async runtime is needed.
+//!
 //! # Operations
 //!
 //! [`Worker::stop`] stops claiming, gives running jobs a grace period, then
