@@ -320,6 +320,9 @@ fn listen(
 ) -> Result<(), postgres::Error> {
     let mut conn = tls.connect(config)?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    // Changes made before the LISTEN took hold sent no wake-up here: wake
+    // the waiters once, so they look again.
+    notifier.notify();
     while listening.load(Ordering::SeqCst) {
         let mut woke = false;
         {

@@ -353,6 +353,9 @@ fn listen(
     let mut pubsub = conn.as_pubsub();
     pubsub.subscribe(CHANNEL)?;
     pubsub.set_read_timeout(Some(Duration::from_millis(500)))?;
+    // Changes made before the SUBSCRIBE took hold sent no wake-up here:
+    // wake the waiters once, so they look again.
+    notifier.notify();
     while listening.load(Ordering::SeqCst) {
         match pubsub.get_message() {
             Ok(_) => notifier.notify(),
