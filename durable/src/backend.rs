@@ -22,6 +22,43 @@ pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 ///
 /// Every method is one transaction of the engine. Implementations take
 /// every name and value as a statement parameter, never as statement text.
+/// Each method blocks; call it from a blocking thread in async code (the
+/// [`Client`](crate::Client) and [`Worker`](crate::Worker) do).
+///
+/// # Examples
+///
+/// Fencing: once a lease expired and the job was delivered again, the first
+/// holder can neither renew nor end it.
+///
+/// ```
+/// use std::time::Duration;
+/// use workerpoolxt_durable::{Ack, Backend, Client, End, Handler, JobContext, NewJob, SqliteBackend};
+///
+/// struct Ping;
+/// impl Handler for Ping {
+///     const NAME: &'static str = "ping";
+///     type Args = ();
+///     type Output = ();
+///     type Error = String;
+///     async fn run(&self, _: (), _ctx: JobContext) -> Result<(), String> { Ok(()) }
+/// }
+///
+/// # futures_lite::future::block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let backend = std::sync::Arc::new(SqliteBackend::open(dir.path().join("q.db")).unwrap());
+/// let client = Client::from_arc(backend.clone());
+/// client.enqueue("q", NewJob::new::<Ping>(&()).unwrap().max_attempts(2)).await.unwrap();
+///
+/// let first = backend.claim("q", "w1", 1, Duration::from_millis(30)).unwrap().remove(0);
+/// std::thread::sleep(Duration::from_millis(60)); // the lease expires
+/// let second = backend.claim("q", "w2", 1, Duration::from_secs(30)).unwrap().remove(0);
+/// assert_eq!(second.envelope.attempts, 2);
+///
+/// let done = End::Succeeded { output: "null".into(), run_ms: 1 };
+/// assert_eq!(backend.finish(&first, &done).unwrap(), Ack::Refused);
+/// assert_eq!(backend.finish(&second, &done).unwrap(), Ack::Accepted);
+/// # });
+/// ```
 pub trait Backend: Send + Sync + 'static {
     /// Stores a new job (state `queued`, due at its `run_at_ms`).
     fn enqueue(&self, job: &Envelope) -> Result<(), Error>;
@@ -242,6 +279,19 @@ pub(crate) fn add_count(counts: &mut Counts, status: Status, later: bool, n: i64
 
 /// In-process wake-ups of a backend: a change that may matter to a waiting
 /// worker or a waiting [`Client::outcome`](crate::Client::outcome).
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt_durable::Notifier;
+///
+/// # futures_lite::future::block_on(async {
+/// let notifier = Notifier::new();
+/// let changed = notifier.listen(); // listen first, then look at the store
+/// notifier.notify();
+/// changed.await;
+/// # });
+/// ```
 #[derive(Default)]
 pub struct Notifier {
     event: Event,

@@ -12,6 +12,16 @@ use crate::handler::Handler;
 use crate::name::{validate_key, validate_name, NameKind};
 
 /// A job's id: 32 hex digits, random, unique across machines.
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt_durable::JobId;
+///
+/// let id = JobId::random();
+/// assert_eq!(JobId::parse(id.as_str()).unwrap(), id);
+/// assert!(JobId::parse("1 OR 1=1").is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JobId(String);
@@ -55,6 +65,18 @@ impl fmt::Display for JobId {
 ///
 /// A retry is a re-schedule in the store (the job's `run_at` moves), never a
 /// sleep in a worker's memory.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use workerpoolxt_durable::RetryBackoff;
+///
+/// let backoff = RetryBackoff::Exponential { initial_ms: 100, factor: 2.0, max_ms: 1_000, jitter: 0.0 };
+/// assert_eq!(backoff.delay(1), Duration::from_millis(100));
+/// assert_eq!(backoff.delay(3), Duration::from_millis(400));
+/// assert_eq!(backoff.delay(9), Duration::from_millis(1_000));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RetryBackoff {

@@ -10,6 +10,16 @@ use crate::name::NameKind;
 ///
 /// Messages never carry a connection string or a credential: a backend's
 /// errors are reduced to the engine's own message.
+///
+/// # Examples
+///
+/// ```
+/// use workerpoolxt_durable::{validate_name, Error, NameKind};
+///
+/// let e = validate_name(NameKind::Queue, "jobs; DROP TABLE x").unwrap_err();
+/// assert!(matches!(e, Error::InvalidName { kind: NameKind::Queue, .. }));
+/// assert!(e.to_string().starts_with("invalid queue name"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
