@@ -678,8 +678,21 @@ mod owners {
     /// goes last after it, the handle does.
     #[test]
     fn a_cancel_handle_can_be_the_last_owner() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        /// Counts its drops: the untaken result must be dropped once.
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
         let pool = parked();
-        let handle = pool.submit(async { String::from("freed by the cancel handle") });
+        let drops = Arc::new(AtomicUsize::new(0));
+        let out = Counted(drops.clone());
+        let handle = pool.submit(async move { out });
         let cancel = handle.cancel_handle();
         let clone = cancel.clone();
         let mut entry = pool.shared().queue.pop().expect("queued");
@@ -689,7 +702,17 @@ mod owners {
         assert!(cancel.is_finished());
         drop(cancel);
         clone.cancel(); // complete: nothing changes
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "freed while a cancel handle lives"
+        );
         drop(clone);
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the last owner frees the result"
+        );
 
         let mut handle = pool.submit(async { String::from("read") });
         let cancel = handle.cancel_handle();

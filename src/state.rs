@@ -45,7 +45,7 @@ pub(crate) const CODE_SHIFT: u32 = 9;
 /// cell as `ENTRY_REF` and `HANDLE_REF` do.
 pub(crate) const CANCEL_REF: u32 = 1 << 12;
 /// The count of `CancelHandle`s.
-const CANCEL_REFS: u32 = !(CANCEL_REF - 1);
+pub(crate) const CANCEL_REFS: u32 = !(CANCEL_REF - 1);
 /// Every bit that says someone owns the cell.
 const REFS: u32 = ENTRY_REF | HANDLE_REF | CANCEL_REFS;
 
@@ -202,6 +202,27 @@ pub(crate) fn handle_alone(state: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{ErrorCode, CODE_SHIFT, LOCKED, STARTED, UNSTARTED};
+
+    /// One cancel handle too many is refused, and the count is left as it
+    /// was (the cell stays owned); below the limit, one more is counted.
+    #[test]
+    fn the_cancel_handle_count_refuses_to_wrap() {
+        use super::{acquire_cancel_ref, release_cancel_ref, CANCEL_REF, CANCEL_REFS};
+        use super::{ENTRY_REF, HANDLE_REF};
+        use crate::sync::{AtomicU32, Ordering};
+
+        let full = ENTRY_REF | HANDLE_REF | CANCEL_REFS;
+        let state = AtomicU32::new(full);
+        let wrapped = std::panic::catch_unwind(|| acquire_cancel_ref(&state));
+        assert!(wrapped.is_err(), "a wrapped count was accepted");
+        assert_eq!(state.load(Ordering::SeqCst), full);
+        let state = AtomicU32::new(HANDLE_REF | CANCEL_REF);
+        acquire_cancel_ref(&state);
+        assert_eq!(state.load(Ordering::SeqCst), HANDLE_REF | (2 * CANCEL_REF));
+        assert!(!release_cancel_ref(&state));
+        let state = AtomicU32::new(CANCEL_REF);
+        assert!(release_cancel_ref(&state), "the last owner frees the cell");
+    }
     use crate::error::JobError;
 
     /// Every error that carries nothing has a code, which names it back

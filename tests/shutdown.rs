@@ -605,3 +605,95 @@ fn jobs_ending_as_the_stop_begins_are_counted_finished() {
         drop((running, queued));
     }
 }
+
+// Every way a job can end on its own within the grace counts as finished
+// (a value, an error, a panic, its own timeout, a cancel by its handle), and
+// the shutdown future is terminated once it has resolved.
+rt_test!(
+    every_outcome_within_the_grace_counts_as_finished,
+    |b: Builder| async move {
+        quiet_expected_panics();
+        let (pool, clock) = manual_pool(b, 5);
+        let latch = Latch::new();
+        let gated = |pool: &Pool, outcome: u8| {
+            let latch = latch.clone();
+            pool.submit_job(Job::new(move |_ctx| {
+                let latch = latch.clone();
+                async move {
+                    latch.wait().await;
+                    match outcome {
+                        0 => Ok(()),
+                        1 => Err("failed"),
+                        _ => panic!("panicked"),
+                    }
+                }
+            }))
+        };
+        let handles = [gated(&pool, 0), gated(&pool, 1), gated(&pool, 2)];
+        let timing_out = pool
+            .submit_job(Job::new(|_ctx| std::future::pending::<Result<(), &str>>()).timeout(MS));
+        let cancelled = pool.submit(std::future::pending::<()>());
+        within(PROMPT, until(|| pool.running() == 5))
+            .await
+            .expect("five jobs running");
+        let mut shutdown = begin_with(&pool, &clock, GRACE, 2).await;
+        assert!(!futures::future::FusedFuture::is_terminated(&shutdown));
+        let shown = format!("{shutdown:?}");
+        assert!(
+            shown.starts_with("Shutdown") && shown.contains("done: false"),
+            "{shown}"
+        );
+        clock.advance(MS); // the timeout passes; the grace does not
+        cancelled.cancel();
+        latch.open();
+        for h in handles {
+            let _ = h.await;
+        }
+        assert_eq!(timing_out.await, Err(JobError::TimedOut));
+        let r = within(PROMPT, &mut shutdown).await.expect("resolved");
+        assert_eq!((r.finished, r.cancelled, r.stopped), (5, 0, 0));
+        assert!(futures::future::FusedFuture::is_terminated(&shutdown));
+        let m = pool.metrics();
+        assert_eq!((m.succeeded, m.failed, m.panicked), (1, 1, 1));
+        assert_eq!((m.timed_out, m.cancelled), (1, 1));
+    }
+);
+
+/// `begin` for a clock with `sleepers` timers armed (the grace and jobs' own).
+async fn begin_with(
+    pool: &Pool,
+    clock: &ManualClock,
+    grace: Duration,
+    sleepers: usize,
+) -> Shutdown {
+    let mut shutdown = pool.shutdown(grace);
+    assert!(poll_once(&mut shutdown).await.is_none(), "resolved early");
+    within(PROMPT, clock.until_sleepers(sleepers))
+        .await
+        .expect("the timers were never armed");
+    shutdown
+}
+
+/// Waits until `cond` holds, looking again after each yield.
+async fn until(cond: impl Fn() -> bool) {
+    while !cond() {
+        futures_lite::future::yield_now().await;
+    }
+}
+
+// A second shutdown reports only what it did: the jobs the first one
+// cancelled are not counted again.
+rt_test!(
+    a_second_shutdown_counts_only_its_own_cancels,
+    |b: Builder| async move {
+        let (pool, _clock) = manual_pool(b, 1);
+        let gauge = Gauge::new();
+        let (handle, _counts) = stuck(&pool, &gauge);
+        within(PROMPT, gauge.until(|g| g.now() == 1))
+            .await
+            .expect("running");
+        assert_eq!(report(pool.shutdown(Duration::ZERO)).await, (0, 1, 0));
+        assert_eq!(handle.await, Err(JobError::Cancelled));
+        assert_eq!(report(pool.shutdown(Duration::ZERO)).await, (0, 0, 0));
+    }
+);

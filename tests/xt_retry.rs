@@ -563,3 +563,59 @@ fn backoff_default_is_workerpoolxts() {
         );
     }
 }
+
+// A job that cancels its own context's token and then fails is not retried:
+// the cancel is seen as the attempt ends, before any backoff.
+rt_test!(
+    a_job_that_cancels_itself_and_fails_is_not_retried,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let made = Arc::new(AtomicUsize::new(0));
+        let m = made.clone();
+        let job = Job::new(move |ctx| {
+            m.fetch_add(1, Ordering::SeqCst);
+            async move {
+                ctx.token().cancel();
+                Err::<(), _>(Boom(ctx.attempt()))
+            }
+        })
+        .retry(3)
+        .backoff(Backoff::none());
+        let o = pool.submit_job(job).outcome().await;
+        assert_eq!(o.result(), Err(&JobError::Cancelled));
+        assert_eq!((o.attempts(), made.load(Ordering::SeqCst)), (1, 1));
+        pool.stop_wait().await;
+    }
+);
+
+// A job cancelled through its handle (here a cancel handle, from inside its
+// own attempt) as the attempt fails is not retried.
+rt_test!(
+    a_job_cancelled_as_its_attempt_fails_is_not_retried,
+    |b: Builder| async move {
+        let pool = b.max_workers(1).build();
+        let canceller = Arc::new(std::sync::OnceLock::<workerpoolxt::CancelHandle>::new());
+        let (c, made) = (canceller.clone(), Arc::new(AtomicUsize::new(0)));
+        let m = made.clone();
+        let job = Job::new(move |ctx| {
+            m.fetch_add(1, Ordering::SeqCst);
+            let c = c.clone();
+            async move {
+                c.get().expect("set before the job runs").cancel();
+                Err::<(), _>(Boom(ctx.attempt()))
+            }
+        })
+        .retry(3)
+        .backoff(Backoff::none());
+        let (gate, open) = async_channel::bounded::<()>(1);
+        let blocker = pool.submit(async move { open.recv().await.ok() });
+        let h = pool.submit_job(job);
+        canceller.set(h.cancel_handle()).ok();
+        gate.send(()).await.unwrap();
+        assert!(blocker.await.is_ok());
+        let o = h.outcome().await;
+        assert_eq!(o.result(), Err(&JobError::Cancelled));
+        assert_eq!(made.load(Ordering::SeqCst), 1, "retried after its cancel");
+        pool.stop_wait().await;
+    }
+);
