@@ -185,12 +185,9 @@ impl JobContext {
     /// assert_eq!(pool.submit_job(job).wait(), Ok("rested"));
     /// ```
     pub fn sleep(&self, duration: Duration) -> JobSleep {
-        let core = &self.inner.core;
-        let sleep = match core.now().checked_add(duration) {
-            Some(at) => core.sleep_until(at),
-            None => Sleep::Other(Box::pin(std::future::pending())),
-        };
-        JobSleep { sleep }
+        JobSleep {
+            sleep: self.inner.core.sleep_for(duration),
+        }
     }
 
     /// The job's own token (see the type's docs). Give it to work the job

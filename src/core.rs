@@ -144,6 +144,15 @@ impl Core {
             .map_err(|payload| Panic::caught_in("the pool's clock", payload))
     }
 
+    /// A sleep for `duration` from now on the pool's clock; one too long
+    /// to express sleeps for ever.
+    pub(crate) fn sleep_for(&self, duration: Duration) -> Sleep {
+        match self.now().checked_add(duration) {
+            Some(at) => self.sleep_until(at),
+            None => Sleep::Other(Box::pin(std::future::pending())),
+        }
+    }
+
     /// A sleep until `deadline` on the pool's clock.
     pub(crate) fn sleep_until(&self, deadline: Instant) -> Sleep {
         if self.system_clock {

@@ -172,12 +172,8 @@ impl Shutdown {
         // Jobs may end while the stop drops the queue: measured from before
         // the stop, they count as finished.
         let start = before;
-        let grace = match core.now().checked_add(grace) {
-            _ if grace.is_zero() => None,
-            Some(end) => Some(core.sleep_until(end)),
-            // A grace too long to express: the jobs may run to their end.
-            None => Some(Sleep::Other(Box::pin(std::future::pending()))),
-        };
+        // A grace too long to express lets the jobs run to their end.
+        let grace = (!grace.is_zero()).then(|| core.sleep_for(grace));
         let report = ShutdownReport::default();
         let aborted_before = core.aborted_jobs();
         let shutdown = Shutdown {
