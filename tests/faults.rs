@@ -215,18 +215,6 @@ fn panic_message<T: std::fmt::Debug, E: std::fmt::Debug>(
     }
 }
 
-/// Waits (bounded) until `cond` holds, looking every millisecond: for
-/// states that have no event of their own.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let done = within(LIMIT, async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    assert!(done.is_some(), "{what}: not within {LIMIT:?}");
-}
-
 #[track_caller]
 fn assert_workers_bounded(pool: &Pool) {
     let (workers, max) = (pool.workers(), pool.max_workers());

@@ -14,29 +14,6 @@ use workerpoolxt::{Backoff, Builder, CancelToken, Job, JobError};
 /// Bound for things that take microseconds.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// Waits (bounded) until `n` sleepers wait on the manual clock, so that an
-/// `advance` reaches them.
-async fn armed(clock: &ManualClock, n: usize) {
-    let armed = within(LIMIT, clock.until_sleepers(n)).await;
-    assert!(armed.is_some(), "{n} sleepers never waited on the clock");
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Waits (bounded) until `cond` holds, looking every millisecond: for
-/// states that have no event of their own.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let done = within(LIMIT, async {
-        while !cond() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-    assert!(done.is_some(), "{what}: not within {LIMIT:?}");
-}
-
 // Job::once and Job::blocking_once move their String in and hand the same buffer back (no clone); their Err resolves Failed and counts as failed, unlike a submitted future's Err, which is its value.
 rt_test!(
     once_jobs_move_their_capture_and_count_errors_as_failed,

@@ -460,10 +460,6 @@ rt_test!(
 
 // ----- Backoff::delay -----
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 // Backoff::none never waits; Backoff::fixed always waits the same.
 #[test]
 fn backoff_none_and_fixed() {

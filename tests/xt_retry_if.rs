@@ -23,17 +23,6 @@ type Log<T> = Arc<Mutex<Vec<T>>>;
 /// Bound for things that take microseconds.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// Waits (bounded) until `n` sleepers wait on the manual clock, so that an
-/// `advance` reaches them.
-async fn armed(clock: &ManualClock, n: usize) {
-    let armed = within(LIMIT, clock.until_sleepers(n)).await;
-    assert!(armed.is_some(), "{n} sleepers never waited on the clock");
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
 /// A job (async or blocking) whose attempt n returns `errors(n)` as
 /// `Err(Boom(..))`, or `Ok(n)` when it gives `None`; `made` counts attempts.
 fn job(blocking: bool, made: &Arc<AtomicUsize>, errors: fn(u32) -> Option<u32>) -> Job<u32, Boom> {

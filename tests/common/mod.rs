@@ -639,3 +639,29 @@ pub fn seeded_runner(cases: u32, seed: u64, shrink: u32) -> proptest::test_runne
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
+
+/// How long the suites wait for something that takes microseconds.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Waits (bounded) until `n` sleepers wait on the manual clock, so that an
+/// `advance` reaches them.
+pub async fn armed(clock: &ManualClock, n: usize) {
+    let armed = within(WAIT_LIMIT, clock.until_sleepers(n)).await;
+    assert!(armed.is_some(), "{n} sleepers never waited on the clock");
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Waits (bounded) until `cond` holds, looking every millisecond: for
+/// states that have no event of their own.
+pub async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let done = within(WAIT_LIMIT, async {
+        while !cond() {
+            sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(done.is_some(), "{what}: not within {WAIT_LIMIT:?}");
+}
