@@ -34,6 +34,37 @@ pub(crate) trait Body: Send + 'static {
     fn retries(&self, _error: &Self::Error) -> bool {
         true
     }
+
+    /// Whether nothing but the end of its future ends the job: no token, no
+    /// default timeout, no shutdown's cancel. Only a sub-pool's worker is
+    /// (`SubWorker`): the jobs it runs have their own, and dropping it
+    /// mid-job would free its slot under a blocking closure still running.
+    fn shielded(&self) -> bool {
+        false
+    }
+}
+
+/// The body of a sub-pool's worker, queued as a job of its parent
+/// (`Pool::subpool`): its one future is the task's first attempt, and
+/// nothing interrupts it (see [`Body::shielded`]).
+pub(crate) struct SubWorker;
+
+impl Body for SubWorker {
+    type Output = ();
+    type Error = std::convert::Infallible;
+    type Attempt = OkFuture<crate::runtime::BoxFuture<()>>;
+
+    fn attempt(&mut self, _ctx: Option<JobContext>) -> Option<Self::Attempt> {
+        None
+    }
+
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    fn shielded(&self) -> bool {
+        true
+    }
 }
 
 /// The body of `Pool::submit`: its one future is the task's first attempt.

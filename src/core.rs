@@ -235,6 +235,26 @@ impl Core {
         self.enqueued.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// A place in the queue whatever its capacity: for a sub-pool's worker
+    /// (`Shared::forward`), whose job was admitted by the sub-pool already.
+    pub(crate) fn reserve_place_always(&self) -> usize {
+        self.enqueued.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The settings of a sub-pool's core: this pool's clock and defaults,
+    /// and a child of its token (cancelling this pool's token cancels the
+    /// sub-pool's jobs too); an unbounded queue.
+    pub(crate) fn sub_config(&self) -> CoreConfig {
+        CoreConfig {
+            clock: self.clock.clone(),
+            system_clock: self.system_clock,
+            capacity: None,
+            default_timeout: self.default_timeout,
+            default_options: self.default_options.clone(),
+            token: self.token.child(),
+        }
+    }
+
     /// The ticket the next place reserved will get.
     pub(crate) fn next_ticket(&self) -> usize {
         self.enqueued.load(Ordering::SeqCst)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_core::future::FusedFuture;
 
-use crate::body::{Body, OkFuture, OnceBlocking, OnceFuture};
+use crate::body::{Body, OkFuture, OnceBlocking, OnceFuture, SubWorker};
 use crate::cancel::CancelToken;
 use crate::cell::{HandleRef, QueueEntry};
 use crate::core::{Core, CoreConfig};
@@ -23,8 +23,8 @@ use crate::job::Job;
 use crate::metrics::{End, Metrics};
 use crate::options::Options;
 use crate::pause::Pause;
-use crate::runtime::{BoxFuture, Clock, FnTimer, Runtime, SharedClock, SystemClock};
-use crate::shared::{Listening, Shared, DRAINING, STOPPED};
+use crate::runtime::{BoxFuture, Clock, FnTimer, Runtime, SharedClock, Spawner, SystemClock};
+use crate::shared::{Forward, Listening, Shared, DRAINING, STOPPED};
 use crate::state::{ErrorCode, ENTRY_REF, HANDLE_REF};
 use crate::stop::{Shutdown, Stop};
 use crate::sync::Arc;
@@ -34,6 +34,11 @@ use crate::worker;
 /// The panic message of [`Builder::build`] and [`Pool::new`] for `max_workers == 0`.
 const ZERO_WORKERS: &str =
     "workerpoolxt: max_workers must be at least 1 (use Builder::try_build to get an error instead)";
+/// The panic message of [`Pool::subpool`] for `max_workers == 0`.
+const ZERO_SUB_WORKERS: &str =
+    "workerpoolxt: a sub-pool's max_workers must be at least 1 (use Pool::try_subpool to get an error instead)";
+/// The name of a sub-pool's worker while it runs as a job of its parent.
+const SUB_WORKER: &str = "workerpoolxt::subpool";
 /// The panic message of [`Builder::build`] for `queue_capacity == 0`.
 const ZERO_CAPACITY: &str = "workerpoolxt: queue_capacity must be at least 1 (leave it unset for an unbounded queue; use Builder::try_build to get an error instead)";
 
@@ -82,6 +87,8 @@ pub struct Pool {
 /// Dropped with the last `Pool` clone: lets the queue drain and the workers go.
 struct Owner {
     shared: Arc<Shared>,
+    /// A sub-pool keeps its parent open while it is.
+    _parent: Option<Pool>,
 }
 
 impl Drop for Owner {
@@ -91,10 +98,40 @@ impl Drop for Owner {
 }
 
 /// Begins a stop (`DRAINING` or `STOPPED`) and starts workers for what is
-/// left to run.
+/// left to run: the sub-pools' first, while this pool still takes their
+/// workers (a draining sub-pool queues workers here for its queued jobs),
+/// then its own. A sub-pool made as this pool closes is stopped after it.
 fn begin_stop(shared: &Arc<Shared>, to: u8) {
+    for sub in shared.subs() {
+        begin_stop(&sub, to);
+    }
     shared.begin_stop(to);
     worker::spawn_for_queue(shared);
+    for sub in shared.subs() {
+        if sub.state() < to {
+            begin_stop(&sub, to);
+        }
+    }
+}
+
+/// Queues a sub-pool's worker as a job of `parent` (see `Shared::forward`).
+fn forward(parent: &Arc<Shared>, name: &Name, make: &mut dyn FnMut() -> BoxFuture<()>) -> bool {
+    parent.forward_in(|| {
+        let core = parent.core();
+        let place = Place {
+            ticket: core.reserve_place_always(),
+            submitted: core.now_ns(),
+        };
+        let first = Some(OkFuture::new(make()));
+        // Its handle is dropped: the worker's own jobs have theirs.
+        drop(enqueue_on(
+            parent,
+            SubWorker,
+            first,
+            Some(name.clone()),
+            place,
+        ));
+    })
 }
 
 /// A job's reserved place in the queue: its ticket (its position in
@@ -115,6 +152,32 @@ impl Place {
         let ticket = shared.core().reserve_place()?;
         Some(Place { ticket, submitted })
     }
+}
+
+/// Queues a job of `shared` whose place is reserved.
+fn enqueue_on<B: Body>(
+    shared: &Arc<Shared>,
+    body: B,
+    first: Option<B::Attempt>,
+    name: Option<Name>,
+    place: Place,
+) -> ResultHandle<B::Output, B::Error> {
+    let Place { ticket, submitted } = place;
+    let header = Header::new(
+        shared.core().clone(),
+        name,
+        submitted,
+        ticket,
+        ENTRY_REF | HANDLE_REF,
+    );
+    let (task, cell) = QueueEntry::new(header, Task::new(body, first));
+    let handle = ResultHandle::new(cell, JobId::of_ticket(ticket));
+    if let Err(task) = worker::push(shared, task) {
+        // Stopped between the admission and the push: dropping the
+        // unstarted task resolves its handle `Stopped`.
+        drop(task);
+    }
+    handle
 }
 
 /// Why a submission was refused before its job was built.
@@ -405,23 +468,7 @@ impl Pool {
         name: Option<Name>,
         place: Place,
     ) -> ResultHandle<B::Output, B::Error> {
-        let shared = self.shared();
-        let Place { ticket, submitted } = place;
-        let header = Header::new(
-            shared.core().clone(),
-            name,
-            submitted,
-            ticket,
-            ENTRY_REF | HANDLE_REF,
-        );
-        let (task, cell) = QueueEntry::new(header, Task::new(body, first));
-        let handle = ResultHandle::new(cell, JobId::of_ticket(ticket));
-        if let Err(task) = worker::push(shared, task) {
-            // Stopped between the admission and the push: dropping the
-            // unstarted task resolves its handle `Stopped`.
-            drop(task);
-        }
-        handle
+        enqueue_on(self.shared(), body, first, name, place)
     }
 
     fn submit_with<I, B: Body>(
@@ -659,6 +706,98 @@ impl Pool {
             shared.scheduler.wake_all();
         }
         Ok(())
+    }
+
+    /// A sub-pool: a [`Pool`] whose jobs run in this pool's slots, at most
+    /// `max_workers` of them at once, and never more than this pool allows.
+    ///
+    /// Everything a pool does works on it (submits, handles, groups,
+    /// `stop`, `pause`, `resize`, metrics, [`jobs`](Self::jobs), and
+    /// sub-pools of its own). A job submitted to it waits in FIFO order for
+    /// one of its `max_workers` places, then in FIFO order in this pool's
+    /// queue, behind the jobs submitted here before, for one of this pool's
+    /// slots; while it runs it counts in both pools' `running()`. The
+    /// sub-pool's jobs take this pool's slots one job at a time: after each
+    /// one, the next waits at the back of this pool's queue again.
+    ///
+    /// Its jobs keep this pool's clock, default timeout and default
+    /// options; its token ([`cancel_token`](Self::cancel_token)) is a child
+    /// of this pool's: cancelling this pool's token cancels the sub-pool's
+    /// jobs too, cancelling the sub-pool's cancels only its own.
+    ///
+    /// # Stop and drop
+    ///
+    /// [`stop`](Self::stop) (and `stop_wait`, `shutdown`) of a sub-pool ends
+    /// its jobs only. A stop of this pool stops its sub-pools too, first:
+    /// `stop` drops their queued jobs, `stop_wait` runs them. A sub-pool
+    /// keeps this pool open: dropping every clone of this pool while a
+    /// sub-pool lives does not begin its drain. A sub-pool made from a
+    /// stopped pool is stopped.
+    ///
+    /// This pool's [`metrics`](Self::metrics) count the sub-pool's jobs
+    /// in `waiting` and `running` while they wait for or hold its slots;
+    /// each such stretch is counted as one of its jobs, which succeeds. The
+    /// sub-pool's own metrics say how its jobs ended.
+    ///
+    /// A paused sub-pool holds the slots of this pool that its workers had
+    /// taken for jobs it now holds back, until the pause ends.
+    ///
+    /// # Panics
+    ///
+    /// If `max_workers` is 0 ([`try_subpool`](Self::try_subpool) returns an
+    /// error instead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(4);
+    /// let slow_host = pool.subpool(1); // at most one of its jobs at once
+    /// let a = slow_host.submit(async { "a" });
+    /// let b = pool.submit(async { "b" });
+    /// assert_eq!((a.await, b.await), (Ok("a"), Ok("b")));
+    /// assert_eq!(slow_host.metrics().succeeded, 1);
+    /// # });
+    /// ```
+    pub fn subpool(&self, max_workers: usize) -> Pool {
+        match self.try_subpool(max_workers) {
+            Ok(pool) => pool,
+            Err(_) => panic!("{}", ZERO_SUB_WORKERS),
+        }
+    }
+
+    /// [`subpool`](Self::subpool), or an error for `max_workers == 0`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroWorkers`].
+    pub fn try_subpool(&self, max_workers: usize) -> Result<Pool, ConfigError> {
+        if max_workers == 0 {
+            return Err(ConfigError::ZeroWorkers);
+        }
+        let parent = self.shared().clone();
+        let core = Arc::new(Core::new(parent.core().sub_config()));
+        let name: Name = Arc::new(SUB_WORKER.to_string());
+        let forward: Forward = Arc::new(move |make| forward(&parent, &name, make));
+        let spawn = forward.clone();
+        let spawner: Spawner = Arc::new(move |worker| {
+            let mut worker = Some(worker);
+            // Refused (the parent is closed): the worker is dropped
+            // unpolled, which gives its place back.
+            spawn(&mut || worker.take().expect("a worker is queued once"));
+        });
+        let shared = Arc::new(Shared::new_sub(core, max_workers, spawner, forward));
+        if !self.shared().add_sub(&shared) {
+            begin_stop(&shared, STOPPED);
+        }
+        Ok(Pool {
+            owner: Arc::new(Owner {
+                shared,
+                _parent: Some(self.clone()),
+            }),
+        })
     }
 
     /// The most jobs that run at once.
@@ -1115,6 +1254,7 @@ impl Builder {
         Ok(Pool {
             owner: Arc::new(Owner {
                 shared: Arc::new(shared),
+                _parent: None,
             }),
         })
     }

@@ -13,6 +13,17 @@
 //!   to take hold, sets `hold_all`) *before* it looks at `busy`. With both
 //!   sides SeqCst, either the worker sees the pause or the pause sees the
 //!   worker: no job starts unseen by a pause.
+//!
+//! A **sub-pool** (`Pool::subpool`) is a pool of its own (queue, workers,
+//! `max_workers`, ledger) whose workers run as jobs of its parent
+//! (`Shared::forward`): each of its workers takes one of its jobs, runs it
+//! in the parent's slot, and gives its place to a successor queued at the
+//! back of the parent's queue (so a sub-pool's job waits in FIFO order in
+//! both pools), or leaves when its queue is empty (a sub-pool's worker never
+//! idles in a slot of its parent). A parent closes its sub-pools before it
+//! closes its own queue, under the lock of its list of sub-pools, which a
+//! forward takes too: a forward that finds the parent open always gets its
+//! worker queued.
 
 use std::time::Duration;
 
@@ -20,9 +31,15 @@ use event_listener::{Event, EventListener};
 
 use crate::cell::QueueEntry;
 use crate::core::Core;
+use crate::runtime::BoxFuture;
 use crate::runtime::Spawner;
 use crate::scheduler::Scheduler;
 use crate::sync::{lock_std, Arc, AtomicU8, AtomicUsize, Ordering};
+
+/// How a sub-pool queues one of its workers as a job of its parent: makes
+/// the worker and queues it if the parent is open (`true`), makes nothing
+/// if it is closed (`false`).
+pub(crate) type Forward = Arc<dyn Fn(&mut dyn FnMut() -> BoxFuture<()>) -> bool + Send + Sync>;
 
 /// The job queue: the intrusive MPMC FIFO of `src/queue.rs`, or under loom
 /// a lock-based stand-in whose synchronisation the models see.
@@ -74,6 +91,13 @@ pub(crate) struct Shared {
     unpaused: Event,
     pub(crate) spawner: Spawner,
     pub(crate) idle_timeout: Option<Duration>,
+    /// For a sub-pool: how its workers are queued in its parent.
+    pub(crate) forward: Option<Forward>,
+    /// Worker futures made and not polled yet (see `stops_resolved`).
+    unpolled: AtomicUsize,
+    /// This pool's sub-pools; its lock orders their forwards against this
+    /// pool's close (see the module docs).
+    subs: std::sync::Mutex<Vec<std::sync::Weak<Shared>>>,
 }
 
 impl Shared {
@@ -102,6 +126,80 @@ impl Shared {
             unpaused: Event::new(),
             spawner,
             idle_timeout,
+            forward: None,
+            unpolled: AtomicUsize::new(0),
+            subs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A sub-pool's state: workers queued in its parent with `forward`.
+    pub(crate) fn new_sub(
+        core: Arc<Core>,
+        max_workers: usize,
+        spawner: Spawner,
+        forward: Forward,
+    ) -> Shared {
+        let mut shared = Shared::new(core, max_workers, spawner, None);
+        shared.forward = Some(forward);
+        shared
+    }
+
+    /// Whether this is a sub-pool.
+    pub(crate) fn is_sub(&self) -> bool {
+        self.forward.is_some()
+    }
+
+    // ----- sub-pools -----
+
+    /// Registers a sub-pool; `false` (nothing registered) if this pool is
+    /// closed already.
+    pub(crate) fn add_sub(&self, sub: &Arc<Shared>) -> bool {
+        let mut subs = lock_std(&self.subs);
+        if !self.is_open() {
+            return false;
+        }
+        subs.retain(|s| s.strong_count() > 0);
+        subs.push(Arc::downgrade(sub));
+        true
+    }
+
+    /// The live sub-pools.
+    pub(crate) fn subs(&self) -> Vec<Arc<Shared>> {
+        lock_std(&self.subs)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
+    }
+
+    /// Runs `push` (a sub-pool's worker queued as this pool's job) if this
+    /// pool is open, under the lock its close takes: then the queue is open
+    /// too, and the push succeeds. `false` if it is closed.
+    pub(crate) fn forward_in(&self, push: impl FnOnce()) -> bool {
+        let _closing = lock_std(&self.subs);
+        if !self.is_open() {
+            return false;
+        }
+        push();
+        true
+    }
+
+    /// Cancels every running job of this pool and of its sub-pools (a
+    /// shutdown's grace ended; see `Core::abort_running`). The sub-pools'
+    /// workers, shielded, are not cancelled: the jobs they run are.
+    pub(crate) fn abort_running(&self) {
+        self.core.abort_running();
+        for sub in self.subs() {
+            sub.abort_running();
+        }
+    }
+
+    /// A worker future was made (`true`) or polled or dropped unpolled.
+    pub(crate) fn count_unpolled(&self, made: bool) {
+        if made {
+            self.unpolled.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.unpolled.fetch_sub(1, Ordering::SeqCst);
+            self.quiet.notify(usize::MAX);
         }
     }
 
@@ -129,8 +227,12 @@ impl Shared {
     /// ends what is queued if stopped. The caller starts workers for what
     /// is left (`worker::spawn_for_queue`).
     pub(crate) fn begin_stop(&self, to: u8) {
-        self.state.fetch_max(to, Ordering::SeqCst);
-        self.queue.close();
+        {
+            // Under the lock a sub-pool's forward takes (see the module docs).
+            let _closing = lock_std(&self.subs);
+            self.state.fetch_max(to, Ordering::SeqCst);
+            self.queue.close();
+        }
         if to == STOPPED {
             // Queued jobs never start; dropping a task resolves its handle.
             self.drop_queued();
@@ -165,8 +267,14 @@ impl Shared {
     /// for a stop awaited inside jobs of this pool (`inside`), only the
     /// workers of the jobs that await stops inside (`stops_inside`), which
     /// cannot leave before their own jobs end.
+    ///
+    /// A stopped sub-pool does not wait for its workers still queued in its
+    /// parent: they find nothing to run and leave as soon as they start.
     pub(crate) fn stops_resolved(&self, inside: bool) -> bool {
-        let workers = self.workers.load(Ordering::SeqCst);
+        let mut workers = self.workers.load(Ordering::SeqCst);
+        if self.is_sub() && self.state() == STOPPED {
+            workers = workers.saturating_sub(self.unpolled.load(Ordering::SeqCst));
+        }
         workers == 0 || (inside && workers <= self.stops_inside.load(Ordering::SeqCst))
     }
 

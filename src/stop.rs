@@ -186,7 +186,7 @@ impl Shutdown {
             done: false,
         };
         if shutdown.grace.is_none() {
-            shutdown.shared.core().abort_running();
+            shutdown.shared.abort_running();
         }
         shutdown
     }
@@ -216,7 +216,7 @@ impl Future for Shutdown {
         if let Some(grace) = &mut this.grace {
             if Pin::new(grace).poll(cx).is_ready() {
                 this.grace = None;
-                this.shared.core().abort_running();
+                this.shared.abort_running();
             }
         }
         if Pin::new(&mut this.stop).poll(cx).is_pending() {

@@ -384,8 +384,10 @@ impl<B: Body> Task<B> {
         let (now, started) = core.start_time();
         *this.started = started;
         let meta = this.body.meta();
+        let shielded = this.body.shielded();
         // A job's own deadline or timeout replaces the pool's default.
         let deadline = match meta {
+            _ if shielded => None,
             Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
                 let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
                 match (from_timeout, m.deadline) {
@@ -395,7 +397,9 @@ impl<B: Body> Task<B> {
             }
             _ => core.default_timeout.and_then(|t| now.checked_add(t)),
         };
-        let refused = if Self::token(this.body, header).is_cancelled() {
+        let refused = if shielded {
+            None
+        } else if Self::token(this.body, header).is_cancelled() {
             Some(Interrupt::Cancelled)
         } else if deadline.is_some_and(|d| d <= now) {
             Some(Interrupt::TimedOut)
@@ -698,6 +702,9 @@ impl<B: Body> Task<B> {
     /// timer: an attempt that fails without ever waiting, or a backoff that
     /// ends together with the deadline, must not start another attempt.
     fn interrupted(this: &mut Projected<'_, B>, header: &Header) -> Option<Interrupt> {
+        if this.body.shielded() {
+            return None;
+        }
         if header.cancel_requested()
             || Self::token(this.body, header).is_cancelled()
             || this
@@ -768,6 +775,9 @@ impl<B: Body> Task<B> {
         cx: &mut Context<'_>,
         local: &mut WorkerLocal,
     ) -> Option<Interrupt> {
+        if this.body.shielded() {
+            return None;
+        }
         // A handle's cancel wakes this worker (registered first, then the
         // bit is looked at: no lost wake-up).
         local

@@ -31,7 +31,10 @@ use crate::task::WorkerLocal;
 /// meanwhile. Finds a worker for it if no worker searches.
 pub(crate) fn push(shared: &Arc<Shared>, entry: QueueEntry) -> Result<(), QueueEntry> {
     shared.queue.push(entry)?;
-    if shared.scheduler.nobody_searches() {
+    // A sub-pool queues a worker in its parent for each job it has room
+    // for, at once: a job waits in its parent's queue in the order it was
+    // submitted, not behind a searcher that has yet to get a slot there.
+    if shared.scheduler.nobody_searches() || shared.is_sub() {
         find_worker(shared);
     }
     Ok(())
@@ -153,6 +156,9 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let shared = &self.shared;
+        if !self.polled {
+            shared.count_unpolled(false);
+        }
         // An unpolled worker never looked at the queue: its executor cannot
         // run it, and another unpolled worker would not either.
         let last_searcher =
@@ -257,6 +263,7 @@ const SEARCH_YIELDS: u32 = 1;
 /// searches from the start (it was started for work).
 pub(crate) fn new(shared: Arc<Shared>) -> BoxFuture<()> {
     shared.scheduler.start_searching();
+    shared.count_unpolled(true);
     let pool = shared.id();
     // The slot is made here, outside the future, so dropping the future
     // unpolled still gives everything back.
@@ -325,6 +332,7 @@ enum AfterSleep {
 
 async fn run(mut slot: Slot) {
     slot.polled = true;
+    slot.shared.count_unpolled(false);
     let mut worker = Worker {
         idle_timer: None,
         worked: false,
@@ -343,7 +351,15 @@ async fn run(mut slot: Slot) {
             return;
         }
         if worker.take_and_run(&shared, &mut slot).await {
+            if shared.is_sub() && after_sub_job(&shared, &mut slot) {
+                return;
+            }
             continue;
+        }
+        if shared.is_sub() {
+            // A sub-pool's worker never idles in its parent's slot; a job
+            // that comes meanwhile is handed over as it leaves (`Slot`).
+            return;
         }
         if shared.queue.is_closed() && shared.queue.is_empty() {
             // Stopping and nothing left: the worker ends.
@@ -359,6 +375,30 @@ async fn run(mut slot: Slot) {
             return;
         }
     }
+}
+
+/// A sub-pool's worker ran one job in its parent's slot: `true` if it
+/// leaves (its queue is empty, or a successor took its place at the back
+/// of the parent's queue), `false` if it runs on here (the pools are
+/// closing: the parent takes no more jobs, and this worker drains the
+/// sub-pool's queue in the slot it holds).
+fn after_sub_job(shared: &Arc<Shared>, slot: &mut Slot) -> bool {
+    if shared.queue.is_empty() {
+        return true;
+    }
+    let forward = shared.forward.as_ref().expect("a sub-pool forwards");
+    // A parent closes its sub-pools before its own queue: a sub-pool still
+    // open has an open parent, and a forward it makes is refused only in
+    // the moment they close, before the successor is made. The successor
+    // has this worker's place (not counted twice: `new` reserves nothing).
+    if !shared.is_open() {
+        return false;
+    }
+    let made = forward(&mut || new(shared.clone()));
+    if made {
+        slot.held = false;
+    }
+    made
 }
 
 impl Worker {
