@@ -350,16 +350,16 @@ async fn run(mut slot: Slot) {
             slot.held = false;
             return;
         }
-        if worker.take_and_run(&shared, &mut slot).await {
-            if shared.is_sub() && after_sub_job(&shared, &mut slot) {
+        let ran = worker.take_and_run(&shared, &mut slot).await;
+        if shared.is_sub() {
+            // One job per turn in the parent's queue; never idle in its slot.
+            if sub_worker_moves_on(&shared, &mut slot) {
                 return;
             }
             continue;
         }
-        if shared.is_sub() {
-            // A sub-pool's worker never idles in its parent's slot; a job
-            // that comes meanwhile is handed over as it leaves (`Slot`).
-            return;
+        if ran {
+            continue;
         }
         if shared.queue.is_closed() && shared.queue.is_empty() {
             // Stopping and nothing left: the worker ends.
@@ -377,23 +377,32 @@ async fn run(mut slot: Slot) {
     }
 }
 
-/// A sub-pool's worker ran one job in its parent's slot: `true` if it
-/// leaves (its queue is empty, or a successor took its place at the back
-/// of the parent's queue), `false` if it runs on here (the pools are
-/// closing: the parent takes no more jobs, and this worker drains the
+/// A sub-pool's worker between two jobs, in its parent's slot: `true` if
+/// it leaves (its queue is empty, or a successor took its place at the back
+/// of the parent's queue), `false` if it runs the next job here (the pools
+/// are closing: the parent takes no more jobs, and this worker drains the
 /// sub-pool's queue in the slot it holds).
-fn after_sub_job(shared: &Arc<Shared>, slot: &mut Slot) -> bool {
+fn sub_worker_moves_on(shared: &Arc<Shared>, slot: &mut Slot) -> bool {
     if shared.queue.is_empty() {
-        return true;
+        // It gives its place back, then looks again: a job queued meanwhile
+        // found no room for a worker of its own, and gets this place (the
+        // submit pushes, then reserves; this gives back, then looks; all
+        // `SeqCst`, so one of the two sees the other).
+        slot.held = false;
+        shared.worker_gone();
+        if shared.queue.is_empty() || !shared.try_reserve_worker() {
+            return true;
+        }
+        slot.held = true;
     }
-    let forward = shared.forward.as_ref().expect("a sub-pool forwards");
     // A parent closes its sub-pools before its own queue: a sub-pool still
     // open has an open parent, and a forward it makes is refused only in
     // the moment they close, before the successor is made. The successor
-    // has this worker's place (not counted twice: `new` reserves nothing).
+    // has this worker's place (`new` reserves nothing).
     if !shared.is_open() {
         return false;
     }
+    let forward = shared.forward.as_ref().expect("a sub-pool forwards");
     let made = forward(&mut || new(shared.clone()));
     if made {
         slot.held = false;
