@@ -82,12 +82,13 @@ impl Future for Pause {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PauseGuard> {
         let this = &mut *self;
         if let Some(state) = this.state.as_ref() {
-            let id = state.shared.id();
-            if current_job::get().is_some_and(|job| job.pool == id) {
+            let shared = &state.shared;
+            if current_job::get().is_some_and(|job| shared.holds_jobs_of(job.pool)) {
                 panic!(
-                    "workerpoolxt: Pool::pause() awaited inside a job of the same pool: \
-                     it waits until no job runs, so it would wait for its own job for \
-                     ever; pause the pool from outside its jobs"
+                    "workerpoolxt: Pool::pause() awaited inside a job of the same pool \
+                     (or of one of its sub-pools): it waits until no job runs, so it \
+                     would wait for its own job for ever; pause the pool from outside \
+                     its jobs"
                 );
             }
         }

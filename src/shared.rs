@@ -151,6 +151,14 @@ impl Shared {
 
     // ----- sub-pools -----
 
+    /// Whether a job of the pool `pool` (as `current_job` names it) runs in
+    /// this pool's slots: a job of this pool or of one of its sub-pools, at
+    /// any depth. What would wait for this pool's workers from inside one
+    /// of them asks (a stop, a pause).
+    pub(crate) fn holds_jobs_of(&self, pool: usize) -> bool {
+        self.id() == pool || self.subs().iter().any(|s| s.holds_jobs_of(pool))
+    }
+
     /// Registers a sub-pool; `false` (nothing registered) if this pool is
     /// closed already.
     pub(crate) fn add_sub(&self, sub: &Arc<Shared>) -> bool {

@@ -90,8 +90,8 @@ impl Future for Stop {
         if this.done {
             return Poll::Ready(());
         }
-        let id = this.shared.id();
-        if !this.inside && current_job::get().is_some_and(|job| job.pool == id) {
+        if !this.inside && current_job::get().is_some_and(|job| this.shared.holds_jobs_of(job.pool))
+        {
             this.inside = true;
             this.shared.stop_inside(true);
         }

@@ -346,3 +346,29 @@ rt_test!(
         assert_eq!((gauge.now(), pool.running(), sub.running()), (0, 0, 0));
     }
 );
+
+// A job of a sub-pool that awaits its parent's stop does not wait for itself (its sub-pool's worker holds a slot of the parent): the stop resolves once the other jobs ended; a parent's pause awaited there panics (ending that job Panicked) instead of waiting for ever.
+rt_test!(
+    a_subpool_job_awaiting_its_parents_stop_does_not_wait_for_itself,
+    |b: Builder| async move {
+        quiet_expected_panics();
+        let pool = b.max_workers(2).build();
+        let sub = pool.subpool(1);
+        let inner = sub.subpool(1);
+        let p = pool.clone();
+        let paused = inner.submit(async move {
+            drop(p.pause().await);
+        });
+        assert!(matches!(
+            within(LIMIT, paused).await,
+            Some(Err(JobError::Panicked(_)))
+        ));
+        let p = pool.clone();
+        let stopping = inner.submit(async move {
+            p.stop().await;
+            5
+        });
+        assert_eq!(within(LIMIT, stopping).await, Some(Ok(5)));
+        assert!(pool.is_stopped() && sub.is_stopped() && inner.is_stopped());
+    }
+);
