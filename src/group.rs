@@ -68,7 +68,8 @@ pub(crate) type Submit<T, E> =
 ///
 /// `Group` is `Clone + Send + Sync` and cheap to clone: clones share the
 /// members, so a job can hold a clone and submit more members (a crawler's
-/// pages), and `wait` waits for those too.
+/// pages), and `wait` waits for those too. The group keeps each member's
+/// outcome until a `wait` takes it.
 ///
 /// # Drop
 ///
