@@ -548,21 +548,26 @@ impl<T, E> State<T, E> {
     }
 
     /// Halts the group for `why` (unless it halted already); returns every
-    /// member not resolved yet, to cancel, the latest first.
+    /// member not resolved yet, to cancel, the latest submitted first.
     ///
     /// The latest first: the pool starts jobs in FIFO order, so a member
     /// still queued comes after every running one, and is cancelled before
-    /// a running one's cancel frees a slot that could start it.
+    /// a running one's cancel frees a slot that could start it. By id, not
+    /// by place in `members`: submits on several threads may join the group
+    /// in another order than the queue's.
     fn halt(&mut self, why: Halt) -> Vec<CancelHandle> {
         self.halted.get_or_insert(why);
-        self.members
+        let mut pending: Vec<CancelHandle> = self
+            .members
             .iter()
             .rev()
             .filter_map(|e| match e {
                 Entry::Pending { canceller, .. } => Some(canceller.clone()),
                 Entry::Done(_) => None,
             })
-            .collect()
+            .collect();
+        pending.sort_by_key(|c| std::cmp::Reverse(c.id()));
+        pending
     }
 
     /// Takes every member (all resolved), with why the wait fails, if it
