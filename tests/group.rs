@@ -552,3 +552,35 @@ rt_test!(
             .expect("stop_wait");
     }
 );
+
+// `cancel_on_error` called after a member failed already: the running
+// member is cancelled then, and the wait gives the earlier failure.
+rt_test!(
+    cancel_on_error_after_a_failure_cancels_at_once,
+    |b: Builder| async move {
+        let pool = b.max_workers(2).build();
+        let group = pool.group::<u8, String>();
+        let gauge = Gauge::new();
+        let g = gauge.clone();
+        let (pending, counts) = counted(async move {
+            let _in = g.enter();
+            std::future::pending::<Result<u8, String>>().await
+        });
+        group.submit(pending);
+        gauge.until(|g| g.now() == 1).await;
+        group.submit(async { Err("early".to_string()) });
+        eventually("the member failed", || pool.metrics().failed == 1).await;
+        assert_eq!(counts.drops(), 0, "cancelled without cancel_on_error");
+
+        group.cancel_on_error();
+        within(WAIT_LIMIT, gauge.until(|g| g.now() == 0))
+            .await
+            .expect("the running member was never dropped");
+        let result = within(WAIT_LIMIT, group.wait()).await.expect("wait");
+        assert_eq!(result.unwrap_err(), JobError::Failed("early".to_string()));
+        assert_eq!((counts.drops(), pool.running()), (1, 0));
+        within(WAIT_LIMIT, pool.stop_wait())
+            .await
+            .expect("stop_wait");
+    }
+);
