@@ -74,6 +74,9 @@
 //! loses nothing when another branch wins. [`ResultSet`] collects many
 //! handles and yields their outcomes in submission order
 //! ([`join_all`](ResultSet::join_all)) or completion order (as a `Stream`).
+//! A [`Group`] ([`Pool::group`]) submits jobs that are awaited together and,
+//! with [`cancel_on_error`](Group::cancel_on_error), cancelled together at
+//! the first error.
 //!
 //! | to a job that is… | async job (`submit`, `Job::new`) | blocking job (`submit_blocking`, `Job::blocking`) |
 //! |---|---|---|
