@@ -74,6 +74,9 @@
 //! loses nothing when another branch wins. [`ResultSet`] collects many
 //! handles and yields their outcomes in submission order
 //! ([`join_all`](ResultSet::join_all)) or completion order (as a `Stream`).
+//! A [`Group`] ([`Pool::group`]) submits jobs that are awaited together and,
+//! with [`cancel_on_error`](Group::cancel_on_error), cancelled together at
+//! the first error.
 //!
 //! | to a job that is… | async job (`submit`, `Job::new`) | blocking job (`submit_blocking`, `Job::blocking`) |
 //! |---|---|---|
@@ -143,6 +146,7 @@ mod core;
 #[cfg(not(workerpoolxt_loom))]
 mod deadlines;
 mod error;
+mod group;
 mod handle;
 mod header;
 mod id;
@@ -174,6 +178,7 @@ mod worker;
 pub use crate::cancel::{CancelToken, Cancelled};
 pub use crate::context::{Backoff, JobContext, JobSleep};
 pub use crate::error::{ConfigError, JobError, Panic, SubmitError, TrySubmitError};
+pub use crate::group::{Group, GroupWait};
 pub use crate::handle::{CancelHandle, Outcome, OutcomeFuture, ResultHandle};
 pub use crate::id::JobId;
 pub use crate::job::{Job, Once, Retryable};
@@ -199,6 +204,8 @@ fn _assert_traits() {
     send_sync_clone::<JobContext>();
     send_sync_clone::<Options>();
     send_sync_clone::<CancelHandle>();
+    send_sync_clone::<Group<u8, u8>>();
+    send_unpin_fused::<GroupWait<u8, u8>>();
     send_unpin_fused::<ResultHandle<u8>>();
     send_unpin_fused::<ResultHandle<u8, std::io::Error>>();
     send_unpin_fused::<OutcomeFuture<u8>>();

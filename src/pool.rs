@@ -16,6 +16,7 @@ use crate::core::{Core, CoreConfig};
 #[cfg(doc)]
 use crate::error::JobError;
 use crate::error::{ConfigError, SubmitError, TrySubmitError};
+use crate::group::Group;
 use crate::handle::ResultHandle;
 use crate::header::{Header, Leaves, Name, Record};
 use crate::id::JobId;
@@ -444,6 +445,40 @@ impl Pool {
         SubmitWait::new(self.clone(), job, name, |pool, job, name, place| {
             pool.enqueue(job.into_parts().0, None, name, place)
         })
+    }
+
+    /// A new, empty [`Group`] of jobs of this pool: submitted, awaited and
+    /// cancelled together, optionally cancelled as a whole by the first
+    /// error ([`Group::cancel_on_error`]).
+    ///
+    /// Its members are jobs of this pool: they share its `max_workers`
+    /// bound and its FIFO order with every other job. The group keeps the
+    /// pool open while it lives (see [`Group`]'s Drop section).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::new(2);
+    /// let group = pool.group::<u32, String>();
+    /// group.submit(async { Ok(1) });
+    /// group.submit_blocking(|| Err("no".to_string()));
+    /// let outcomes = group.wait().await.unwrap();
+    /// assert_eq!(outcomes.len(), 2);
+    /// assert!(outcomes[0].is_ok() && !outcomes[1].is_ok());
+    /// # });
+    /// ```
+    pub fn group<T, E>(&self) -> Group<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let pool = self.clone();
+        Group::new(Box::new(move |member, name| {
+            pool.submit_with(member, name, |member| (member, None))
+        }))
     }
 
     /// Counts a submission and reserves its place in the queue.

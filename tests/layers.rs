@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the workers", &["shared", "worker"]),
     (
         "the face",
-        &["handle", "set", "pause", "stop", "pool", "lib"],
+        &["handle", "set", "group", "pause", "stop", "pool", "lib"],
     ),
 ];
 
