@@ -157,6 +157,7 @@ mod pool;
 // the cells still carry this queue's node.
 #[cfg_attr(workerpoolxt_loom, allow(dead_code))]
 mod queue;
+mod rate;
 mod runtime;
 mod scheduler;
 mod set;
