@@ -25,14 +25,14 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
 use crate::attempt::{Attempt, AttemptStore};
 use crate::body::Body;
 use crate::cancel::{CancelToken, Cancelled};
-use crate::context::JobContext;
+use crate::context::{JobContext, JobMeta};
 use crate::error::{JobError, Panic};
 use crate::header::{Header, Leaves, Record};
 use crate::id::JobId;
@@ -229,6 +229,26 @@ fn supervision(e: &mut Option<Box<Supervision>>) -> &mut Supervision {
     e.get_or_insert_with(Default::default)
 }
 
+/// The deadline of a job's run that starts `now`: its own deadline or
+/// timeout (the earlier of the two), which replaces the pool's default
+/// timeout.
+fn run_deadline(
+    meta: Option<&JobMeta>,
+    default_timeout: Option<Duration>,
+    now: Instant,
+) -> Option<Instant> {
+    match meta {
+        Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
+            let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
+            match (from_timeout, m.deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        _ => default_timeout.and_then(|t| now.checked_add(t)),
+    }
+}
+
 impl<B: Body> Task<B> {
     /// A task for `body`; `first` is the first attempt if it exists already
     /// (a submitted future).
@@ -416,17 +436,7 @@ impl<B: Body> Task<B> {
         let (now, started) = core.start_time();
         *this.started = started;
         let meta = this.body.meta();
-        // A job's own deadline or timeout replaces the pool's default.
-        let deadline = match meta {
-            Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
-                let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
-                match (from_timeout, m.deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-            _ => core.default_timeout.and_then(|t| now.checked_add(t)),
-        };
+        let deadline = run_deadline(meta, core.default_timeout, now);
         let refused = if stopped {
             // The pool stopped while it waited for its start time.
             Some((JobError::Stopped, End::Stopped))
