@@ -669,7 +669,9 @@ impl Pool {
         self.shared().max_workers()
     }
 
-    /// Jobs queued and not started yet.
+    /// Jobs queued and not started yet, including those that workers hold
+    /// while they wait for their start time under a
+    /// [rate limit](Builder::rate_limit).
     pub fn waiting(&self) -> usize {
         self.shared().core().waiting()
     }
@@ -1043,7 +1045,8 @@ impl Builder {
     ///
     /// A window too long for the clock (`Duration::MAX`) allows `n` starts
     /// ever; the jobs after them wait until cancelled, past their deadline,
-    /// or stopped.
+    /// or stopped. The pool keeps the time of each start for `per`: memory
+    /// for up to `n` starts, plus the jobs waiting.
     ///
     /// # Panics
     ///
