@@ -1017,14 +1017,16 @@ impl Builder {
     }
 
     /// Starts at most `n` jobs in any window of `per` on the pool's clock,
-    /// in bursts of up to `n`: a token bucket, exact.
+    /// in bursts of up to `n`: a token bucket, kept exact as a sliding
+    /// window of start times.
     ///
     /// A *start* is a job's first start, when it leaves the queue; the
     /// later attempts of a job that retries ([`Job::retry`]) take no start
     /// of their own. The k-th start is never earlier than the (k − n)-th
     /// plus `per`, so every half-open window `[t, t + per)` holds at most
     /// `n` starts, and after a quiet spell of `per` the next `n` jobs start
-    /// at once. Jobs start in submission order, as without a limit.
+    /// at once. Workers take jobs from the queue in submission order, and
+    /// each job reserves its time as its worker takes it.
     ///
     /// A worker that takes a job from the queue reserves its start time and
     /// waits with it until then: up to [`max_workers`](Self::max_workers)
