@@ -2,7 +2,7 @@
 //! the workers: the pool's clock, its ledger (how many jobs are queued,
 //! running, draining and finished: the metrics), the defaults a job starts
 //! with, and where a running job is woken from (its worker's watch, the
-//! pool's deadline timer).
+//! pool's deadline timer), and its rate limit.
 //!
 //! Every job's header holds the pool's `Core` (`src/header.rs`), so a
 //! handle can still read and count after the pool is gone.
@@ -35,6 +35,7 @@ use crate::deadlines::Deadlines;
 use crate::error::Panic;
 use crate::metrics::{Counters, End, Metrics};
 use crate::options::Options;
+use crate::rate::RateLimit;
 use crate::runtime::{clock_hint, SharedClock, Sleep};
 #[cfg(not(workerpoolxt_loom))]
 use crate::sync::Arc;
@@ -75,6 +76,11 @@ pub(crate) struct Core {
     aborted: AtomicBool,
     /// The jobs that ended cancelled by it.
     aborted_jobs: AtomicU64,
+    /// At most `n` job starts in any window of `per` (`Builder::rate_limit`).
+    pub(crate) rate: Option<RateLimit>,
+    /// The pool stopped (set once, only with a rate limit): a job that
+    /// waits for its start time ends `Stopped` (see `stop_rate_waits`).
+    rate_stopped: AtomicBool,
     /// The running jobs' deadlines under one timer (system clock only).
     #[cfg(not(workerpoolxt_loom))]
     pub(crate) deadlines: Option<Arc<Deadlines>>,
@@ -88,6 +94,8 @@ pub(crate) struct CoreConfig {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) default_options: Option<Options>,
     pub(crate) token: CancelToken,
+    /// `(n, per)`: at most `n` starts in any window of `per`.
+    pub(crate) rate: Option<(usize, Duration)>,
 }
 
 impl Core {
@@ -113,6 +121,8 @@ impl Core {
             watchers: Watchers::default(),
             aborted: AtomicBool::new(false),
             aborted_jobs: AtomicU64::new(0),
+            rate: c.rate.map(|(n, per)| RateLimit::new(n, per)),
+            rate_stopped: AtomicBool::new(false),
             #[cfg(not(workerpoolxt_loom))]
             deadlines: c.system_clock.then(Deadlines::new),
         }
@@ -243,7 +253,7 @@ impl Core {
 
     /// The settings of a sub-pool's core: this pool's clock and defaults,
     /// and a child of its token (cancelling this pool's token cancels the
-    /// sub-pool's jobs too); an unbounded queue.
+    /// sub-pool's jobs too); an unbounded queue, no rate limit of its own.
     pub(crate) fn sub_config(&self) -> CoreConfig {
         CoreConfig {
             clock: self.clock.clone(),
@@ -252,6 +262,9 @@ impl Core {
             default_timeout: self.default_timeout,
             default_options: self.default_options.clone(),
             token: self.token.child(),
+            // This pool's limit applies to the sub-pool's jobs as its workers
+            // start here, one job each.
+            rate: None,
         }
     }
 
@@ -308,6 +321,36 @@ impl Core {
     pub(crate) fn aborted_jobs(&self) -> u64 {
         self.aborted_jobs.load(Ordering::SeqCst)
     }
+
+    // ----- the rate limit -----
+
+    /// The pool stops: every job that waits for its start time under the
+    /// rate limit (a worker holds it, out of the queue's reach) ends
+    /// `Stopped` now, not at that time. Its worker is woken and finds the
+    /// flag (set before the wake-ups; a waiting job registers with its
+    /// worker's watch before it looks, see `src/watch.rs`). Nothing without
+    /// a rate limit.
+    pub(crate) fn stop_rate_waits(&self) {
+        if self.rate.is_some() {
+            self.rate_stopped.store(true, Ordering::SeqCst);
+            self.watchers.wake_all();
+        }
+    }
+
+    /// Whether jobs that wait for their start time are to end `Stopped`.
+    pub(crate) fn rate_waits_stopped(&self) -> bool {
+        self.rate_stopped.load(Ordering::SeqCst)
+    }
+
+    /// A job that reserved its start at `at` ends without starting: its
+    /// time goes back to the rate limit, for the next job.
+    pub(crate) fn refund_start(&self, at: Option<Instant>) {
+        if let (Some(rate), Some(at)) = (&self.rate, at) {
+            rate.refund(at);
+        }
+    }
+
+    // ----- the ledger (continued) -----
 
     /// A job left the queue (started, cancelled or dropped unstarted).
     pub(crate) fn left_queue(&self) {

@@ -206,6 +206,9 @@ pub enum ConfigError {
     ZeroWorkers,
     /// `queue_capacity` was 0: no job could ever be queued.
     ZeroCapacity,
+    /// `rate_limit(n, per)` had `n == 0` or a zero `per`: no job could
+    /// ever start.
+    ZeroRate,
 }
 
 impl fmt::Display for ConfigError {
@@ -216,6 +219,9 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::ZeroCapacity => f.write_str(
                 "queue_capacity must be at least 1 (leave it unset for an unbounded queue)",
+            ),
+            ConfigError::ZeroRate => f.write_str(
+                "rate_limit(n, per) needs n of at least 1 and a per longer than zero (leave it unset for no limit)",
             ),
         }
     }

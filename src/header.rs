@@ -283,7 +283,13 @@ impl Header {
             // Still queued: the job will never start. Resolved here, at
             // once, rather than when a worker reaches it in the queue.
             CancelRequest::Queued => {
-                self.complete_unstarted(ErrorCode::Cancelled, End::Cancelled, Leaves::Waiting)
+                self.complete_unstarted(ErrorCode::Cancelled, End::Cancelled, Leaves::Waiting);
+                // A worker may hold it while it waits for its start time
+                // under the rate limit: woken, it lets the job go and gives
+                // its time back now, not at that time.
+                if self.core.rate.is_some() {
+                    self.core.watchers.wake(self.id());
+                }
             }
             // Running: its worker looks at the `CANCEL` bit when woken.
             CancelRequest::Running => self.core.watchers.wake(self.id()),

@@ -85,7 +85,7 @@
 //! | cancelled while running | future dropped, *then* handle: `Cancelled`; slot freed | handle: `Cancelled` at once; its token is cancelled; slot held until the closure returns |
 //! | timed out | future dropped, *then* handle: `TimedOut`; slot freed | handle: `TimedOut` at once; slot held until the closure returns |
 //! | deadline passed while queued | never starts; handle: `TimedOut` | never starts; handle: `TimedOut` |
-//! | pool stopped while queued | never starts; handle: `Stopped` | never starts; handle: `Stopped` |
+//! | pool stopped while queued (or waiting for its start under a [rate limit](Builder::rate_limit)) | never starts; handle: `Stopped` | never starts; handle: `Stopped` |
 //! | pool stopped while running | runs to its end; `stop` waits for it | runs to its end; `stop` waits for it |
 //! | panicked | handle: `Panicked(message)`; the worker goes on | handle: `Panicked(message)`; the worker goes on |
 //!
@@ -122,7 +122,8 @@
 //! [`Pool::pause`], [`Pool::resize`], [`Pool::stop`], [`Pool::stop_wait`],
 //! [`Pool::waiting`], [`Pool::running`] and [`Pool::metrics`] do what they
 //! say. Idle workers leave after [`Builder::idle_timeout`] (2 s by default)
-//! and come back on demand.
+//! and come back on demand. [`Builder::rate_limit`] caps how many jobs start
+//! in any window of time (a job's retries take no start of their own).
 //!
 //! # Examples
 //!
@@ -161,6 +162,7 @@ mod pool;
 // the cells still carry this queue's node.
 #[cfg_attr(workerpoolxt_loom, allow(dead_code))]
 mod queue;
+mod rate;
 mod runtime;
 mod scheduler;
 mod set;

@@ -42,6 +42,9 @@ const ZERO_SUB_WORKERS: &str =
 const SUB_WORKER: &str = "workerpoolxt::subpool";
 /// The panic message of [`Builder::build`] for `queue_capacity == 0`.
 const ZERO_CAPACITY: &str = "workerpoolxt: queue_capacity must be at least 1 (leave it unset for an unbounded queue; use Builder::try_build to get an error instead)";
+/// The panic message of [`Builder::build`] for a `rate_limit` of 0 starts
+/// or a zero window.
+const ZERO_RATE: &str = "workerpoolxt: rate_limit(n, per) needs n of at least 1 and a per longer than zero (leave it unset for no limit; use Builder::try_build to get an error instead)";
 
 /// A pool of at most `max_workers` concurrent jobs, with a FIFO queue and a
 /// result handle per job.
@@ -840,7 +843,9 @@ impl Pool {
         self.shared().max_workers()
     }
 
-    /// Jobs queued and not started yet.
+    /// Jobs queued and not started yet, including those that workers hold
+    /// while they wait for their start time under a
+    /// [rate limit](Builder::rate_limit).
     pub fn waiting(&self) -> usize {
         self.shared().core().waiting()
     }
@@ -984,6 +989,7 @@ impl<I, T, E> fmt::Debug for SubmitWait<I, T, E> {
 /// | [`default_timeout`](Self::default_timeout) | none |
 /// | [`default_options`](Self::default_options) | none |
 /// | [`cancel_token`](Self::cancel_token) | a new token |
+/// | [`rate_limit`](Self::rate_limit) | none |
 ///
 /// # Examples
 ///
@@ -1013,6 +1019,8 @@ pub struct Builder {
     default_timeout: Option<Duration>,
     default_options: Option<Options>,
     token: Option<CancelToken>,
+    /// `(n, per)`: at most `n` starts in any window of `per`.
+    rate: Option<(usize, Duration)>,
 }
 
 impl Builder {
@@ -1026,6 +1034,7 @@ impl Builder {
             default_timeout: None,
             default_options: None,
             token: None,
+            rate: None,
         }
     }
 
@@ -1181,6 +1190,78 @@ impl Builder {
         self
     }
 
+    /// Starts at most `n` jobs in any window of `per` on the pool's clock,
+    /// in bursts of up to `n`: a token bucket, kept exact as a sliding
+    /// window of start times.
+    ///
+    /// A *start* is a job's first start, when it leaves the queue; the
+    /// later attempts of a job that retries ([`Job::retry`]) take no start
+    /// of their own. The k-th start is never earlier than the (k − n)-th
+    /// plus `per`, so every half-open window `[t, t + per)` holds at most
+    /// `n` starts, and after a quiet spell of `per` the next `n` jobs start
+    /// at once. Workers take jobs from the queue in submission order, and
+    /// each job reserves its time as its worker takes it.
+    ///
+    /// A worker that takes a job from the queue reserves its start time and
+    /// waits with it until then: up to [`max_workers`](Self::max_workers)
+    /// jobs wait that way, each holding its worker. They still count as
+    /// [`waiting`](Pool::waiting), not [`running`](Pool::running), and
+    /// nothing about them has begun: [`ResultHandle::cancel`], the job's
+    /// token (its own or the pool's) and its
+    /// [`deadline`](crate::Job::deadline) end it at once, unstarted
+    /// ([`JobError::Cancelled`], [`JobError::TimedOut`] at the deadline),
+    /// and [`stop`](Pool::stop) ends it [`JobError::Stopped`] at once; its
+    /// time goes to the next job if no later job reserved one yet (later
+    /// reservations keep theirs: a gap, never a start over the rate). A
+    /// [`timeout`](crate::Job::timeout) counts from the start, after the
+    /// wait. [`pause`](Pool::pause) waits for the jobs already taken to get
+    /// their turn and end, and holds the rest (they reserve nothing while
+    /// held); [`resize`](Pool::resize) changes how many wait at once, not
+    /// the rate.
+    ///
+    /// A window too long for the clock (`Duration::MAX`) allows `n` starts
+    /// ever; the jobs after them wait until cancelled, past their deadline,
+    /// or stopped. The pool keeps the time of each start for `per`: memory
+    /// for up to `n` starts, plus the jobs waiting.
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Self::build) panics, and [`try_build`](Self::try_build)
+    /// returns [`ConfigError::ZeroRate`], if `n` is 0 or `per` is zero.
+    ///
+    /// # Examples
+    ///
+    /// At most 2 starts every 100 ms: of 5 jobs submitted at once, 2 start
+    /// at once, 2 after 100 ms and the last after 200 ms, whatever
+    /// `max_workers` is. The [`Metrics`] count the jobs that wait for their
+    /// turn in `waiting`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use workerpoolxt::Pool;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let pool = Pool::builder()
+    ///     .max_workers(8)
+    ///     .rate_limit(2, Duration::from_millis(100))
+    ///     .build();
+    /// let t0 = Instant::now();
+    /// let handles: Vec<_> = (0..5).map(|_| pool.submit(async move { t0.elapsed() })).collect();
+    /// assert!(pool.metrics().waiting >= 1, "the last job waits for its turn");
+    /// let mut started = Vec::new();
+    /// for h in handles {
+    ///     started.push(h.await.unwrap());
+    /// }
+    /// started.sort();
+    /// assert!(started[2] >= Duration::from_millis(100));
+    /// assert!(started[4] >= Duration::from_millis(200));
+    /// # });
+    /// ```
+    pub fn rate_limit(mut self, n: usize, per: Duration) -> Builder {
+        self.rate = Some((n, per));
+        self
+    }
+
     /// Runs the workers on the current tokio runtime, with tokio's timer for
     /// the pool's timeouts, deadlines, backoff and idle workers.
     ///
@@ -1249,12 +1330,14 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// If `max_workers` or `queue_capacity` is 0, with a message that says
-    /// so. [`try_build`](Self::try_build) returns the error instead.
+    /// If `max_workers` or `queue_capacity` is 0, or a
+    /// [`rate_limit`](Self::rate_limit) allows no start, with a message that
+    /// says so. [`try_build`](Self::try_build) returns the error instead.
     pub fn build(self) -> Pool {
         match self.try_build() {
             Ok(pool) => pool,
             Err(ConfigError::ZeroCapacity) => panic!("{}", ZERO_CAPACITY),
+            Err(ConfigError::ZeroRate) => panic!("{}", ZERO_RATE),
             Err(_) => panic!("{}", ZERO_WORKERS),
         }
     }
@@ -1263,13 +1346,17 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroWorkers`] or [`ConfigError::ZeroCapacity`].
+    /// [`ConfigError::ZeroWorkers`], [`ConfigError::ZeroCapacity`] or
+    /// [`ConfigError::ZeroRate`].
     pub fn try_build(self) -> Result<Pool, ConfigError> {
         if self.max_workers == 0 {
             return Err(ConfigError::ZeroWorkers);
         }
         if self.capacity == Some(0) {
             return Err(ConfigError::ZeroCapacity);
+        }
+        if self.rate.is_some_and(|(n, per)| n == 0 || per.is_zero()) {
+            return Err(ConfigError::ZeroRate);
         }
         let system_clock = self.clock.is_none();
         let core = Core::new(CoreConfig {
@@ -1279,6 +1366,7 @@ impl Builder {
             default_timeout: self.default_timeout,
             default_options: self.default_options,
             token: self.token.unwrap_or_default(),
+            rate: self.rate,
         });
         let shared = Shared::new(
             Arc::new(core),
@@ -1310,6 +1398,10 @@ impl fmt::Debug for Builder {
             )
             .field("default_timeout", &self.default_timeout)
             .field("default_options", &self.default_options)
+            .field(
+                "rate_limit",
+                &self.rate.map(|(n, per)| format!("{n} per {per:?}")),
+            )
             .finish_non_exhaustive()
     }
 }

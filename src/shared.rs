@@ -244,6 +244,9 @@ impl Shared {
         if to == STOPPED {
             // Queued jobs never start; dropping a task resolves its handle.
             self.drop_queued();
+            // Nor do those that a worker holds while they wait for their
+            // start time under the rate limit.
+            self.core.stop_rate_waits();
         }
         // Sleeping and paused workers look again; room waiters give up.
         self.scheduler.wake_all();

@@ -25,18 +25,19 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
 use crate::attempt::{Attempt, AttemptStore};
 use crate::body::Body;
 use crate::cancel::{CancelToken, Cancelled};
-use crate::context::JobContext;
+use crate::context::{JobContext, JobMeta};
 use crate::error::{JobError, Panic};
 use crate::header::{Header, Leaves, Record};
 use crate::id::JobId;
 use crate::metrics::End;
+use crate::rate::RateLimit;
 use crate::runtime::Sleep;
 use crate::state::{ErrorCode, Start};
 use crate::sync::Arc;
@@ -157,6 +158,18 @@ struct Supervision {
     /// A panic of user code outside the attempt (a timer) while a blocking
     /// closure ran: the job ends `Panicked` with it once the closure returns.
     fault: Option<Panic>,
+    /// The start time the job reserved under the pool's rate limit, while
+    /// it waits for it (still queued); `None` once it leaves the queue.
+    turn: Option<Box<Turn>>,
+}
+
+/// A queued job's wait for its start time under the rate limit
+/// (`src/rate.rs`).
+struct Turn {
+    /// The time reserved (`None`: none can be, it waits for ever).
+    at: Option<Instant>,
+    /// Until the earlier of `at` and the job's own deadline.
+    sleep: Option<Sleep>,
 }
 
 /// What a worker keeps from one job to the next (one pool's worker: it is
@@ -216,6 +229,26 @@ fn supervision(e: &mut Option<Box<Supervision>>) -> &mut Supervision {
     e.get_or_insert_with(Default::default)
 }
 
+/// The deadline of a job's run that starts `now`: its own deadline or
+/// timeout (the earlier of the two), which replaces the pool's default
+/// timeout.
+fn run_deadline(
+    meta: Option<&JobMeta>,
+    default_timeout: Option<Duration>,
+    now: Instant,
+) -> Option<Instant> {
+    match meta {
+        Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
+            let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
+            match (from_timeout, m.deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        _ => default_timeout.and_then(|t| now.checked_add(t)),
+    }
+}
+
 impl<B: Body> Task<B> {
     /// A task for `body`; `first` is the first attempt if it exists already
     /// (a submitted future).
@@ -264,7 +297,9 @@ impl<B: Body> Task<B> {
         match *this.phase {
             Phase::Queued => {
                 // Dropped unstarted: a stop, a refused push, or a dropped
-                // executor. The job never runs; its handle learns why.
+                // executor. The job never runs; its handle learns why, and
+                // a start time it waited for goes to the next job.
+                Self::give_turn_back(&mut this, header);
                 if header.try_start() == Start::Won {
                     // The unstarted future goes first (the rest of the task
                     // right after), then the handle resolves.
@@ -327,7 +362,9 @@ impl<B: Body> Task<B> {
         local: &mut WorkerLocal,
     ) -> Step<B> {
         let mut this = self.project();
-        if *this.phase == Phase::Queued {
+        // Once: a job that waits for its start time is polled in the queue
+        // more than once.
+        if *this.phase == Phase::Queued && this.trace.is_none() {
             *this.trace = Trace::start(header.name.as_deref().map(String::as_str));
         }
         #[allow(clippy::let_unit_value)]
@@ -354,7 +391,7 @@ impl<B: Body> Task<B> {
     ) -> Step<B> {
         loop {
             let step = match *this.phase {
-                Phase::Queued => Self::start(this, header),
+                Phase::Queued => Self::start(this, header, cx, local),
                 Phase::Running => Self::run_attempt(this, header, cx, local),
                 Phase::Backoff => Self::back_off(this, header, cx, local),
                 Phase::Abandoned => Self::abandon(this, header, cx, local),
@@ -368,13 +405,28 @@ impl<B: Body> Task<B> {
         }
     }
 
-    /// The job leaves the queue and starts: its deadline is set, its token
-    /// and deadline are looked at (a job cancelled or past its deadline
-    /// never starts its body), and its first attempt is made. `None` if it
-    /// runs on (`Running`).
-    fn start(this: &mut Projected<'_, B>, header: &Header) -> Option<Step<B>> {
+    /// The job leaves the queue and starts: it waits for its start time
+    /// under the pool's rate limit if there is one, its deadline is set, its
+    /// token and deadline are looked at (a job cancelled or past its
+    /// deadline never starts its body), and its first attempt is made.
+    /// `None` if it runs on (`Running`).
+    fn start(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
+    ) -> Option<Step<B>> {
+        // The only cost of the rate limit to a pool without one.
+        let (reserved, stopped) = match &header.core.rate {
+            None => (None, false),
+            Some(rate) => match Self::wait_for_turn(this, header, cx, local, rate) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(at) => (at, header.core.rate_waits_stopped()),
+            },
+        };
         if header.try_start() == Start::CancelledFirst {
             // Cancelled while queued; the handle has resolved.
+            header.core.refund_start(reserved);
             *this.phase = Phase::Done;
             let _ = attempt!(this).clear();
             return Some(Poll::Ready(None));
@@ -385,32 +437,29 @@ impl<B: Body> Task<B> {
         *this.started = started;
         let meta = this.body.meta();
         let shielded = this.body.shielded();
-        // A job's own deadline or timeout replaces the pool's default.
-        let deadline = match meta {
-            _ if shielded => None,
-            Some(m) if m.timeout.is_some() || m.deadline.is_some() => {
-                let from_timeout = m.timeout.and_then(|t| now.checked_add(t));
-                match (from_timeout, m.deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-            _ => core.default_timeout.and_then(|t| now.checked_add(t)),
+        let deadline = if shielded {
+            None
+        } else {
+            run_deadline(meta, core.default_timeout, now)
         };
-        let refused = if shielded {
+        let refused = if stopped {
+            // The pool stopped while it waited for its start time.
+            Some((JobError::Stopped, End::Stopped))
+        } else if shielded {
             None
         } else if Self::token(this.body, header).is_cancelled() {
-            Some(Interrupt::Cancelled)
+            Some(Interrupt::Cancelled.into_error())
         } else if deadline.is_some_and(|d| d <= now) {
-            Some(Interrupt::TimedOut)
+            Some(Interrupt::TimedOut.into_error())
         } else {
             None
         };
-        if let Some(why) = refused {
-            // Never started: the body is not polled, not even once.
+        if let Some((err, how)) = refused {
+            // Never started: the body is not polled, not even once, and its
+            // start time goes to the next job.
+            core.refund_start(reserved);
             *this.phase = Phase::Done;
             let _ = attempt!(this).clear();
-            let (err, how) = why.into_error();
             this.trace.finished(how);
             return Some(Poll::Ready(Some(Finished::unstarted(header, err, how))));
         }
@@ -425,11 +474,11 @@ impl<B: Body> Task<B> {
                 let options = options.unwrap_or_default();
                 JobContext::new(m, options, deadline, core, header.id(), id)
             });
-            *this.supervision = Some(Box::new(Supervision {
-                deadline,
-                ctx,
-                ..Supervision::default()
-            }));
+            // Merged into what the wait for its start time left (its
+            // token's wait).
+            let sup = supervision(this.supervision);
+            sup.deadline = deadline;
+            sup.ctx = ctx;
         }
         *this.phase = Phase::Running;
         if attempt!(this).is_some() {
@@ -438,6 +487,97 @@ impl<B: Body> Task<B> {
             return None;
         }
         Self::next_attempt(this, header)
+    }
+
+    /// Waits, still queued, for the job's start time under the pool's rate
+    /// limit (`src/rate.rs`): `Ready` with the time it reserved once that
+    /// time came, or once the job will not start anyway (its handle or
+    /// token cancelled it, its own deadline passed, the pool stopped:
+    /// `start` ends it then, and gives the time back).
+    ///
+    /// It waits in its worker (a slot), counted in `waiting`, not in
+    /// `running`; a handle's cancel wins it the usual way and resolves the
+    /// handle at once. Woken by its sleep (until the earlier of its time
+    /// and its deadline: a timeout counts from the start), its token, and
+    /// its worker's watch (the handle's cancel, a stop), each armed before
+    /// the look that would miss it.
+    fn wait_for_turn(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
+        rate: &RateLimit,
+    ) -> Poll<Option<Instant>> {
+        let core = &header.core;
+        let now = core.now();
+        if this.supervision.as_ref().is_none_or(|s| s.turn.is_none()) {
+            if header.cancel_requested() {
+                // Resolved already: nothing to reserve.
+                return Poll::Ready(None);
+            }
+            let at = rate.reserve(now);
+            if at.is_some_and(|at| at <= now) {
+                return Poll::Ready(at);
+            }
+            let turn = Turn { at, sleep: None };
+            supervision(this.supervision).turn = Some(Box::new(turn));
+        }
+        local
+            .watch
+            .get_or_insert_with(|| core.watchers.watch())
+            .register(cx.waker(), header.id());
+        // A shielded job (a sub-pool's worker) waits for its time whatever
+        // its token says.
+        let cancelled = !this.body.shielded() && Self::token_cancelled(this, header, cx, local);
+        let deadline = this.body.meta().and_then(|m| m.deadline);
+        let sup = supervision(this.supervision);
+        let turn = sup.turn.as_mut().expect("reserved above");
+        if cancelled
+            || core.rate_waits_stopped()
+            || turn.at.is_some_and(|at| now >= at)
+            || deadline.is_some_and(|d| now >= d)
+        {
+            return Poll::Ready(sup.turn.take().and_then(|t| t.at));
+        }
+        let wake_at = match (turn.at, deadline) {
+            (Some(at), Some(d)) => Some(at.min(d)),
+            (at, d) => at.or(d),
+        };
+        let sleep = turn.sleep.get_or_insert_with(|| match wake_at {
+            Some(at) => core.sleep_until(at),
+            None => Sleep::Other(Box::pin(std::future::pending())),
+        });
+        if Pin::new(sleep).poll(cx).is_ready() {
+            // Its time came: the next poll reads the clock again.
+            turn.sleep = None;
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    /// Whether the job's handle or token cancelled it, arming the token's
+    /// wait first (see `wait_for_turn`).
+    fn token_cancelled(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
+    ) -> bool {
+        let own_token = this.body.meta().and_then(|m| m.token.as_ref());
+        let wait = match own_token {
+            None => &mut local.pool_token,
+            Some(_) => &mut supervision(this.supervision).token_wait,
+        };
+        let wait = wait.get_or_insert_with(|| Self::token(this.body, header).cancelled());
+        Pin::new(wait).poll(cx).is_ready() || header.cancel_requested()
+    }
+
+    /// Gives back the start time a queued job waits for, if it waits for one
+    /// (it will not start: see `wait_for_turn`).
+    fn give_turn_back(this: &mut Projected<'_, B>, header: &Header) {
+        if let Some(turn) = this.supervision.as_mut().and_then(|s| s.turn.take()) {
+            header.core.refund_start(turn.at);
+        }
     }
 
     /// Polls the running attempt, after a look at the interrupts. `None` if
@@ -992,11 +1132,20 @@ impl<B: Body> Task<B> {
             }
         }
         match *this.phase {
-            // A start's first step is its race with a cancel, which calls no
-            // user code, and a done task's step returns at once.
-            Phase::Queued | Phase::Done => {
-                unreachable!("no user code runs before a job leaves the queue or once it is done")
+            // Waiting for its start time under the rate limit (the clock or
+            // the timer panicked): it never starts.
+            Phase::Queued => {
+                Self::give_turn_back(this, header);
+                *this.phase = Phase::Done;
+                let _ = attempt!(this).clear();
+                if header.try_start() == Start::CancelledFirst {
+                    return Poll::Ready(None);
+                }
+                let f = Finished::unstarted(header, JobError::Panicked(p), End::Panicked);
+                Poll::Ready(Some(f))
             }
+            // A done task's step returns at once.
+            Phase::Done => unreachable!("no user code runs once a job is done"),
             Phase::Starting => {
                 *this.phase = Phase::Done;
                 let _ = attempt!(this).clear();

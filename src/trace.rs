@@ -16,6 +16,11 @@ mod imp {
             Trace(tracing::Span::none())
         }
 
+        /// Whether no span was started yet.
+        pub(crate) fn is_none(&self) -> bool {
+            self.0.is_none()
+        }
+
         pub(crate) fn start(name: Option<&str>) -> Trace {
             Trace(tracing::info_span!(
                 "job",
@@ -68,6 +73,9 @@ mod imp {
     impl Trace {
         pub(crate) fn none() -> Trace {
             Trace
+        }
+        pub(crate) fn is_none(&self) -> bool {
+            true
         }
         pub(crate) fn start(_name: Option<&str>) -> Trace {
             Trace

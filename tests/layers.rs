@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "watch",
             "queue",
             "scheduler",
+            "rate",
         ],
     ),
     ("the job's state", &["state", "core", "header"]),
