@@ -372,3 +372,43 @@ rt_test!(
         assert!(pool.is_stopped() && sub.is_stopped() && inner.is_stopped());
     }
 );
+
+// The parent's rate limit applies to its sub-pools' jobs: each starts in a parent slot its worker took under the parent's limit (2 per 100 ms here, manual clock), so 5 sub-pool jobs start at 0, 0, 100, 100 and 200 ms.
+rt_test!(
+    the_parents_rate_limit_applies_to_subpool_jobs,
+    |b: Builder| async move {
+        let clock = ManualClock::new();
+        let pool = b
+            .max_workers(4)
+            .clock(clock.clone())
+            .rate_limit(2, ms(100))
+            .build();
+        let sub = pool.subpool(4);
+        let t0 = clock.now();
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                let (clock, starts) = (clock.clone(), starts.clone());
+                sub.submit(async move { starts.lock().unwrap().push(clock.now() - t0) })
+            })
+            .collect();
+        let count = || starts.lock().unwrap().len();
+        eventually("the burst", || count() == 2).await;
+        for total in [4, 5] {
+            clock.advance(ms(99));
+            settle().await;
+            assert!(
+                count() < total,
+                "started before its window: {:?}",
+                starts.lock().unwrap()
+            );
+            clock.advance(ms(1));
+            eventually("the next window", || count() == total).await;
+        }
+        for h in handles {
+            assert_eq!(within(LIMIT, h).await, Some(Ok(())));
+        }
+        let want: Vec<Duration> = [0, 0, 100, 100, 200].into_iter().map(ms).collect();
+        assert_eq!(*starts.lock().unwrap(), want);
+    }
+);
