@@ -124,6 +124,9 @@
 //! say. Idle workers leave after [`Builder::idle_timeout`] (2 s by default)
 //! and come back on demand. [`Builder::rate_limit`] caps how many jobs start
 //! in any window of time (a job's retries take no start of their own).
+//! [`Pool::subpool`] gives a part of the work a bound of its own inside the
+//! pool's (a sub-pool per host, per tenant), and [`Pool::jobs`] lists what
+//! is queued and running right now, and for how long.
 //!
 //! # Examples
 //!
@@ -131,8 +134,9 @@
 //! Go library's README: `hello` (no runtime), `select` (tokio), `smol`,
 //! `async_std`, `xt` (results, errors, contexts, timeouts, retry, options,
 //! durations), `progress` (20,000 jobs with a progress bar and a summary)
-//! and `library` (a library that takes a [`Runtime`], used from tokio and
-//! from smol).
+//! `library` (a library that takes a [`Runtime`], used from tokio and
+//! from smol) and `crawl` (a rate limit, a sub-pool per host, a group per
+//! host that stops at its first error, and `Pool::jobs`, on tokio).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
