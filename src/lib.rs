@@ -168,6 +168,7 @@ mod task;
 #[cfg(all(test, not(workerpoolxt_loom)))]
 mod testing;
 mod trace;
+mod view;
 mod watch;
 mod worker;
 
@@ -184,6 +185,7 @@ pub use crate::pool::{Builder, Pool, SubmitWait};
 pub use crate::runtime::{BoxFuture, Clock, Runtime};
 pub use crate::set::ResultSet;
 pub use crate::stop::{Shutdown, ShutdownReport, Stop};
+pub use crate::view::{JobInfo, JobState};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

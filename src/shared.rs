@@ -23,6 +23,7 @@ use crate::core::Core;
 use crate::runtime::Spawner;
 use crate::scheduler::Scheduler;
 use crate::sync::{lock_std, Arc, AtomicU8, AtomicUsize, Ordering};
+use crate::view::{self, JobInfo, WorkerJobs};
 
 /// The job queue: the intrusive MPMC FIFO of `src/queue.rs`, or under loom
 /// a lock-based stand-in whose synchronisation the models see.
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     unpaused: Event,
     pub(crate) spawner: Spawner,
     pub(crate) idle_timeout: Option<Duration>,
+    /// What each worker holds, for `Pool::jobs` (`src/view.rs`).
+    pub(crate) worker_jobs: WorkerJobs,
 }
 
 impl Shared {
@@ -102,6 +105,7 @@ impl Shared {
             unpaused: Event::new(),
             spawner,
             idle_timeout,
+            worker_jobs: WorkerJobs::default(),
         }
     }
 
@@ -173,6 +177,47 @@ impl Shared {
     /// Listens for what a stop or a pause waits for (see `quiet`).
     pub(crate) fn listen_quiet(&self) -> EventListener {
         self.quiet.listen()
+    }
+
+    // ----- the jobs, as `Pool::jobs` shows them -----
+
+    /// Appends this pool's queued, running and draining jobs to `out`, each
+    /// once, oldest (lowest id) first (see `Pool::jobs`). What was in `out`
+    /// stays as it was: a pool can gather other pools' jobs beside its own.
+    pub(crate) fn snapshot_into(&self, out: &mut Vec<JobInfo>) {
+        let core = &*self.core;
+        // Read before any lock is taken: the clock is user code, which may
+        // panic or take its time.
+        let now = core.now_ns();
+        let mut mine = Vec::new();
+        self.visit_queued(|header| mine.extend(view::of_queued(header, core, now)));
+        let queued = mine.len();
+        self.worker_jobs.read_into(core, now, &mut mine);
+        // A job seen queued, then in the hands of the worker that popped it
+        // meanwhile: the worker's reading is the later one. Stable sort: for
+        // one id, the queue's reading comes first, so keep the last.
+        let from_worker = |i: usize| i >= queued;
+        let mut tagged: Vec<(usize, JobInfo)> = mine.into_iter().enumerate().collect();
+        tagged.sort_by_key(|(i, info)| (info.id(), from_worker(*i)));
+        let start = out.len();
+        for (_, info) in tagged {
+            match out[start..].last_mut() {
+                Some(last) if last.id() == info.id() => *last = info,
+                _ => out.push(info),
+            }
+        }
+    }
+
+    /// Calls `f` with the header of every queued job, oldest first, while
+    /// the queue's consumers wait (`Queue::visit`).
+    #[cfg(not(workerpoolxt_loom))]
+    fn visit_queued(&self, f: impl FnMut(&crate::header::Header)) {
+        crate::cell::visit_headers(&self.queue, f);
+    }
+
+    #[cfg(workerpoolxt_loom)]
+    fn visit_queued(&self, mut f: impl FnMut(&crate::header::Header)) {
+        self.queue.visit(|entry| f(entry.header()));
     }
 
     // ----- workers -----

@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "scheduler",
         ],
     ),
-    ("the job's state", &["state", "core", "header"]),
+    ("the job's state", &["state", "core", "header", "view"]),
     (
         "the job",
         &["context", "body", "job", "attempt", "task", "cell"],
