@@ -189,23 +189,11 @@ impl Shared {
         // Read before any lock is taken: the clock is user code, which may
         // panic or take its time.
         let now = core.now_ns();
-        let mut mine = Vec::new();
-        self.visit_queued(|header| mine.extend(view::of_queued(header, core, now)));
-        let queued = mine.len();
-        self.worker_jobs.read_into(core, now, &mut mine);
-        // A job seen queued, then in the hands of the worker that popped it
-        // meanwhile: the worker's reading is the later one. Stable sort: for
-        // one id, the queue's reading comes first, so keep the last.
-        let from_worker = |i: usize| i >= queued;
-        let mut tagged: Vec<(usize, JobInfo)> = mine.into_iter().enumerate().collect();
-        tagged.sort_by_key(|(i, info)| (info.id(), from_worker(*i)));
-        let start = out.len();
-        for (_, info) in tagged {
-            match out[start..].last_mut() {
-                Some(last) if last.id() == info.id() => *last = info,
-                _ => out.push(info),
-            }
-        }
+        let mut queued = Vec::new();
+        self.visit_queued(|header| queued.extend(view::of_queued(header, core, now)));
+        let mut held = Vec::new();
+        self.worker_jobs.read_into(core, now, &mut held);
+        view::merge_into(queued, held, out);
     }
 
     /// Calls `f` with the header of every queued job, oldest first, while

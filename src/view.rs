@@ -300,6 +300,19 @@ pub(crate) fn of_queued(header: &Header, core: &Core, now: u64) -> Option<JobInf
     })
 }
 
+/// Appends the queue's readings (`queued`) and the workers' (`held`, read
+/// after) to `out`, oldest (lowest id) first, one per job: a job seen in
+/// both was taken out of the queue between the two, and the worker's
+/// reading is the later one.
+pub(crate) fn merge_into(mut queued: Vec<JobInfo>, mut held: Vec<JobInfo>, out: &mut Vec<JobInfo>) {
+    held.sort_unstable_by_key(|j| j.id);
+    queued.retain(|q| held.binary_search_by_key(&q.id, |h| h.id).is_err());
+    let start = out.len();
+    out.append(&mut queued);
+    out.append(&mut held);
+    out[start..].sort_unstable_by_key(|j| j.id);
+}
+
 /// A pool's workers' [`WorkerJob`]s.
 #[derive(Default)]
 pub(crate) struct WorkerJobs {
@@ -327,5 +340,134 @@ impl WorkerJobs {
         for job in list.iter().filter_map(Weak::upgrade) {
             out.extend(job.read(core, now));
         }
+    }
+}
+
+/// The `unsafe` read above, under miri in CI (`.ci/run`: `--lib view::`):
+/// a worker frees each header right after it lets it go, while a reader
+/// reads the worker's job; and how the two readings are merged.
+#[cfg(all(test, not(workerpoolxt_loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{merge_into, JobInfo, JobState, WorkerJobs};
+    use crate::header::Header;
+    use crate::id::JobId;
+    use crate::state::{ENTRY_REF, HANDLE_REF};
+    use crate::Pool;
+
+    /// Rounds small enough for miri, large enough to interleave natively.
+    const ROUNDS: usize = if cfg!(miri) { 60 } else { 20_000 };
+
+    /// A worker holds a job a moment, then lets it go and frees its header;
+    /// every other job starts 1 ns after its submit.
+    #[test]
+    fn a_reader_never_reads_a_header_its_worker_let_go() {
+        let pool = Pool::builder()
+            .max_workers(1)
+            .keep_idle_workers()
+            .spawner(drop)
+            .build();
+        let core = pool.shared().core().clone();
+        let jobs = Arc::new(WorkerJobs::default());
+        let job = jobs.register();
+        let done = Arc::new(AtomicBool::new(false));
+        let readings = Arc::new(AtomicUsize::new(0));
+        let reader = {
+            let (jobs, core, done) = (jobs.clone(), core.clone(), done.clone());
+            let readings = readings.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    let mut out = Vec::new();
+                    jobs.read_into(&core, u64::MAX, &mut out);
+                    for j in out {
+                        match (j.state, j.attempt, j.queued_for.as_nanos()) {
+                            (JobState::Queued, 0, _) | (JobState::Running, 1, 1) => {}
+                            _ => panic!("a reading mixed two jobs: {j:?}"),
+                        }
+                        readings.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if cfg!(miri) {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        // Natively, until the reader has read a few hundred jobs too.
+        let enough = |i: usize| {
+            i >= ROUNDS
+                && (cfg!(miri) || readings.load(Ordering::SeqCst) >= 500 || i >= 100 * ROUNDS)
+        };
+        for i in (0..).take_while(|i| !enough(*i)) {
+            let submitted = 2 * i as u64;
+            let header = Box::new(Header::new(
+                core.clone(),
+                None,
+                submitted,
+                i,
+                ENTRY_REF | HANDLE_REF,
+            ));
+            job.hold(&header);
+            if i % 2 == 1 {
+                job.started(submitted + 1);
+                job.attempt(1);
+            }
+            if cfg!(miri) {
+                std::thread::yield_now();
+            } else {
+                (0..100).for_each(|_| std::hint::spin_loop());
+            }
+            job.let_go();
+            // Freed: a reader still reading it would read freed memory.
+            drop(header);
+        }
+        done.store(true, Ordering::SeqCst);
+        reader.join().unwrap();
+        if !cfg!(miri) {
+            assert!(readings.load(Ordering::SeqCst) > 0);
+        }
+        // Nothing held: nothing shown.
+        let mut out = Vec::new();
+        jobs.read_into(&core, 0, &mut out);
+        assert!(out.is_empty());
+    }
+
+    fn info(id: u64, state: JobState) -> JobInfo {
+        JobInfo {
+            id: JobId::of_ticket(id as usize - 1),
+            name: None,
+            state,
+            attempt: 0,
+            queued_for: Duration::ZERO,
+            running_for: None,
+        }
+    }
+
+    /// A job read in the queue and then in its worker's hands is kept
+    /// once, as the worker saw it; everything comes oldest first, after
+    /// what `out` held already.
+    #[test]
+    fn merged_readings_keep_each_job_once_oldest_first() {
+        let queued = vec![
+            info(4, JobState::Queued),
+            info(3, JobState::Queued),
+            info(6, JobState::Queued),
+        ];
+        let held = vec![info(3, JobState::Running), info(1, JobState::Running)];
+        let mut out = vec![info(9, JobState::Queued)];
+        merge_into(queued, held, &mut out);
+        let got: Vec<(u64, JobState)> = out.iter().map(|j| (j.id.get(), j.state)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (9, JobState::Queued),
+                (1, JobState::Running),
+                (3, JobState::Running),
+                (4, JobState::Queued),
+                (6, JobState::Queued),
+            ]
+        );
     }
 }
