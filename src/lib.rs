@@ -118,8 +118,10 @@
 //! that gives the job back and [`Pool::submit_wait`] that waits for room);
 //! [`Pool::pause`], [`Pool::resize`], [`Pool::stop`], [`Pool::stop_wait`],
 //! [`Pool::waiting`], [`Pool::running`] and [`Pool::metrics`] do what they
-//! say. Idle workers leave after [`Builder::idle_timeout`] (2 s by default)
-//! and come back on demand.
+//! say. [`Pool::jobs`] lists the jobs queued, running and draining, oldest
+//! first, each with its id, name, attempt and times ([`JobInfo`]): where to
+//! look for a stuck job. Idle workers leave after [`Builder::idle_timeout`]
+//! (2 s by default) and come back on demand.
 //!
 //! # Examples
 //!
