@@ -336,6 +336,11 @@ impl QueueEntry {
         unsafe { &head(link.as_ptr()).header }
     }
 
+    /// Whether the task is done and the entry gave its reference up.
+    pub(crate) fn is_done(&self) -> bool {
+        self.cell.is_none()
+    }
+
     /// Gives the reference up, after the task is done or aborted.
     fn release(&mut self) {
         if let Some(link) = self.cell.take() {

@@ -192,7 +192,8 @@ impl WorkerLocal {
     }
 
     /// The worker lets its job go; called before the job's entry gives its
-    /// cell up (`src/view.rs`, rule 1), and again harmlessly after.
+    /// cell up (`src/view.rs`, rule 1).
+    #[inline]
     pub(crate) fn let_go(&self) {
         if let Some(j) = &self.job {
             j.let_go();

@@ -159,11 +159,30 @@ impl WorkerJob {
 
     /// The worker lets its job go, before its entry gives the cell up (rule
     /// 1): waits while a reader reads the header.
+    #[inline]
     pub(crate) fn let_go(&self) {
+        // `Acquire` (both): a reader's reads happen before the cell can be
+        // freed.
+        let held = self.job.load(Ordering::Acquire);
+        if held.is_null()
+            || (held.addr() & READING == 0
+                && self
+                    .job
+                    .compare_exchange(held, ptr::null_mut(), Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok())
+        {
+            return;
+        }
+        self.let_go_while_read();
+    }
+
+    /// [`let_go`](Self::let_go) while a reader reads the header: waits for
+    /// it.
+    #[cold]
+    #[inline(never)]
+    fn let_go_while_read(&self) {
         let mut spins = 0;
         loop {
-            // `Acquire` (both): the reader's reads happen before the cell
-            // can be freed.
             let held = self.job.load(Ordering::Acquire);
             if held.is_null() {
                 return;

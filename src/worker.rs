@@ -373,7 +373,7 @@ impl Worker {
         let Ok(entry) = shared.queue.pop() else {
             return false;
         };
-        let job = HeldJob::new(entry, &mut self.local);
+        let mut job = HeldJob::new(entry, &mut self.local);
         // Stops searching before the job's poll: the last searcher hands
         // what is still queued over to another worker.
         let handed_over = slot.stop_searching();
@@ -393,7 +393,7 @@ impl Worker {
                 self.fresh = false;
                 futures_lite::future::yield_now().await;
             }
-            run_job(job, &mut self.fresh).await;
+            run_job(&mut job, &mut self.fresh).await;
         }
         drop(busy);
         self.worked = true;
@@ -517,25 +517,37 @@ async fn hold_while_paused(shared: &Shared, busy: &mut Busy<'_>, ticket: usize, 
 /// Runs one job to its end, polled inline as part of the worker's own
 /// future (so marked as this pool's job: see `InPool`). `fresh`: the
 /// worker comes straight from a job that ended in this poll.
-async fn run_job(mut job: HeldJob<'_>, fresh: &mut bool) {
+async fn run_job(job: &mut HeldJob<'_>, fresh: &mut bool) {
     // The clock reading at the end of the last job is the start of this
     // one if nothing came between them.
-    let mut first = *fresh;
-    let HeldJob { entry, local } = &mut job;
-    std::future::poll_fn(|cx| {
-        if !std::mem::take(&mut first) {
+    RunJob { job, first: *fresh }.await;
+    *fresh = true;
+}
+
+/// The polls of [`run_job`].
+struct RunJob<'j, 'a> {
+    job: &'j mut HeldJob<'a>,
+    /// The first poll may keep the clock reading of the job before.
+    first: bool,
+}
+
+impl Future for RunJob<'_, '_> {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if !std::mem::take(&mut this.first) {
             clock_hint::clear();
         }
         // Lets the job go from the worker's list before the entry gives
         // its cell up (`QueueEntry::poll_in`).
-        let polled = entry.poll_in(cx, local);
+        let polled = this.job.entry.poll_in(cx, this.job.local);
         if polled.is_pending() {
             clock_hint::clear();
         }
         polled
-    })
-    .await;
-    *fresh = true;
+    }
 }
 
 /// A job a worker holds, from its pop to its end, listed for `Pool::jobs`
@@ -556,7 +568,10 @@ impl<'a> HeldJob<'a> {
 
 impl Drop for HeldJob<'_> {
     fn drop(&mut self) {
-        self.local.let_go();
+        // A job run to its end was let go already (`QueueEntry::poll_in`).
+        if !self.entry.is_done() {
+            self.local.let_go();
+        }
     }
 }
 
