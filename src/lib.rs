@@ -213,4 +213,6 @@ fn _assert_traits() {
     send::<ResultSet<u8>>();
     send::<Job<u8, u8>>();
     send_sync_clone::<Runtime>();
+    send_sync_clone::<JobInfo>();
+    send_sync_clone::<JobState>();
 }

@@ -223,21 +223,25 @@ impl WorkerJob {
     /// What the held job is doing, if it is not finished, at `now` (ns
     /// since the epoch of `core`, the pool's).
     fn read(&self, core: &Core, now: u64) -> Option<JobInfo> {
-        let mut held = self.job.load(Ordering::Acquire);
-        loop {
-            if held.is_null() {
+        let mut seen = self.job.load(Ordering::Acquire);
+        let held = loop {
+            if seen.is_null() {
                 return None;
             }
-            let tagged = held.map_addr(|a| a | READING);
+            let tagged = seen.map_addr(|a| a | READING);
             match self
                 .job
-                .compare_exchange(held, tagged, Ordering::Acquire, Ordering::Acquire)
+                .compare_exchange(seen, tagged, Ordering::Acquire, Ordering::Acquire)
             {
-                Ok(_) => break,
+                // The pointer as stored now: the same address as `seen`, but
+                // maybe another job's header (the worker let `seen`'s go, and
+                // its next cell took the freed address); only this one may be
+                // read.
+                Ok(now) => break now,
                 // The worker let it go, or took another job.
-                Err(actual) => held = actual,
+                Err(actual) => seen = actual,
             }
-        }
+        };
         // SAFETY: the header is tagged `READING`: its worker cannot let it
         // go (nor its entry free the cell) until the tag is cleared below
         // (rules 1 and 2).
@@ -378,7 +382,7 @@ mod tests {
     use crate::Pool;
 
     /// Rounds small enough for miri, large enough to interleave natively.
-    const ROUNDS: usize = if cfg!(miri) { 60 } else { 20_000 };
+    const ROUNDS: usize = if cfg!(miri) { 300 } else { 20_000 };
 
     /// A worker holds a job a moment, then lets it go and frees its header;
     /// every other job starts 1 ns after its submit.
