@@ -29,6 +29,10 @@
 //!   breaks this cost down.
 //! - `await finished`: W1's await on one thread: awaiting those jobs once
 //!   they have all run (the result moved out, the cell freed).
+//! - `jobs(), 1,000 queued`: a `Pool::jobs` snapshot of a pool of 4
+//!   workers, each running a job that waits, with 1,000 jobs queued behind
+//!   them: the queue walked under its pop lock, each worker's job read, the
+//!   list of 1,004 built and sorted.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -156,4 +160,27 @@ fn main() {
     });
     drop(release);
     block_on(held.stop_wait());
+
+    let pool = Pool::new(4);
+    let (open, gate) = async_channel::bounded::<()>(1);
+    let running: Vec<_> = (0..4)
+        .map(|_| {
+            let gate = gate.clone();
+            pool.submit(async move { gate.recv().await.is_err() })
+        })
+        .collect();
+    while pool.running() < 4 {
+        std::thread::yield_now();
+    }
+    let queued: Vec<ResultHandle<u64>> =
+        (0..1_000).map(|i| pool.submit(async move { i })).collect();
+    measure("jobs(), 1,000 queued", n(2_000), |_| {
+        assert_eq!(black_box(pool.jobs()).len(), 1_004);
+    });
+    drop(open);
+    for h in running {
+        assert_eq!(block_on(h), Ok(true));
+    }
+    drop(queued);
+    block_on(pool.stop_wait());
 }

@@ -325,6 +325,22 @@ impl QueueEntry {
         unsafe { head(link.as_ptr()) }.header.ticket()
     }
 
+    /// The job's header (a header outlives the task: a handle may read it
+    /// after the entry let go). Asked only of an entry that holds its cell.
+    pub(crate) fn header(&self) -> &Header {
+        let link = self
+            .cell
+            .expect("a job's entry holds its cell until it is done");
+        // SAFETY: the entry's reference keeps the cell alive while `self` is
+        // borrowed.
+        unsafe { &head(link.as_ptr()).header }
+    }
+
+    /// Whether the task is done and the entry gave its reference up.
+    pub(crate) fn is_done(&self) -> bool {
+        self.cell.is_none()
+    }
+
     /// Gives the reference up, after the task is done or aborted.
     fn release(&mut self) {
         if let Some(link) = self.cell.take() {
@@ -352,6 +368,9 @@ impl QueueEntry {
         // self` excludes a concurrent `abort` (which only runs in `drop`).
         let polled = unsafe { (link.as_ref().vtable.poll_run)(link.as_ptr(), cx, local) };
         if polled.is_ready() {
+            // The worker stops listing the job before the cell can be freed
+            // (`src/view.rs`, rule 1).
+            local.let_go();
             self.release();
         }
         polled
@@ -441,6 +460,30 @@ impl std::future::Future for Driven {
 unsafe fn head<'a>(link: *const Link) -> &'a CellHead {
     // SAFETY: the caller's promise; `repr(C)` prefixes.
     unsafe { &*link.cast::<CellHead>() }
+}
+
+/// Calls `f` with the header of each job queued in `queue`, oldest first,
+/// while the queue's consumers wait (see `Queue::visit`).
+#[cfg(not(workerpoolxt_loom))]
+pub(crate) fn visit_headers(queue: &crate::queue::Queue<QueueEntry>, mut f: impl FnMut(&Header)) {
+    // SAFETY: `visit` gives the node of a queued entry, and keeps it queued
+    // for the call; the borrow handed to `f` ends with the call.
+    queue.visit(|node| f(unsafe { header_of_node(node) }));
+}
+
+/// The header of the job cell whose queue node is `node`.
+///
+/// # Safety
+///
+/// `node` is the node of a queued `QueueEntry` (which starts its cell: see
+/// the `Linked` impl), and the reference does not outlive the queue's hold
+/// on the entry (`Queue::visit`'s call): the entry's reference keeps the
+/// cell alive until it is popped.
+#[cfg(not(workerpoolxt_loom))]
+unsafe fn header_of_node<'a>(node: NonNull<Node>) -> &'a Header {
+    // SAFETY: the caller's promise; the node starts the cell's `Link`,
+    // which starts its `CellHead` (`repr(C)`).
+    unsafe { &head(node.as_ptr().cast::<Link>()).header }
 }
 
 /// The handle's reference to its job's cell: a thin pointer, and the

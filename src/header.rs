@@ -93,6 +93,16 @@ pub(crate) struct Resolved<T, E> {
     pub(crate) run: Duration,
 }
 
+/// What [`Header::look`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Look {
+    /// The outcome is published: the fields below are the attempts and the
+    /// queue wait (ns) instead of the ticket and the submit time.
+    pub(crate) complete: bool,
+    pub(crate) ticket_or_attempts: u32,
+    pub(crate) submitted_or_queued: u64,
+}
+
 /// How a job went, besides its result.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Record {
@@ -225,19 +235,21 @@ impl Header {
             Leaves::Nothing => {}
         }
         let unstarted = record.attempts == 0;
-        self.submitted_or_queued
-            .store(record.queued, Ordering::Relaxed);
-        if !unstarted {
-            // The ticket is no longer read: the job started.
-            self.ticket_or_attempts
-                .store(record.attempts, Ordering::Relaxed);
-        }
         let bits = match code {
             Some(code) => code.bits(),
             None => STORED,
         } | if unstarted { UNSTARTED } else { 0 };
         let waker = self.locked(COMPLETE | bits, |wait, state| {
             debug_assert_eq!(state & COMPLETE, 0, "published twice");
+            // Under the lock, so that a look at a job that is not complete
+            // (`look`) never sees them half-changed.
+            self.submitted_or_queued
+                .store(record.queued, Ordering::Relaxed);
+            if !unstarted {
+                // The ticket is no longer read: the job started.
+                self.ticket_or_attempts
+                    .store(record.attempts, Ordering::Relaxed);
+            }
             // SAFETY: before `COMPLETE` the union holds the waker; it is
             // taken out before the run time overwrites it.
             unsafe {
@@ -272,6 +284,17 @@ impl Header {
     /// Resolves a job that never ran with `error`, at once.
     pub(crate) fn complete_unstarted(&self, error: ErrorCode, how: End, leaves: Leaves) {
         self.publish(Some(error), self.unstarted_record(), how, leaves);
+    }
+
+    /// The header's changing fields as one consistent reading, under the
+    /// lock (see `Pool::jobs`): the ticket and submit time of a job that is
+    /// not complete, or the attempts and queue wait of one that is.
+    pub(crate) fn look(&self) -> Look {
+        self.locked(0, |_, state| Look {
+            complete: state & COMPLETE != 0,
+            ticket_or_attempts: self.ticket_or_attempts.load(Ordering::Relaxed),
+            submitted_or_queued: self.submitted_or_queued.load(Ordering::Relaxed),
+        })
     }
 
     pub(crate) fn is_complete(&self) -> bool {

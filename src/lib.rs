@@ -121,12 +121,13 @@
 //! that gives the job back and [`Pool::submit_wait`] that waits for room);
 //! [`Pool::pause`], [`Pool::resize`], [`Pool::stop`], [`Pool::stop_wait`],
 //! [`Pool::waiting`], [`Pool::running`] and [`Pool::metrics`] do what they
-//! say. Idle workers leave after [`Builder::idle_timeout`] (2 s by default)
-//! and come back on demand. [`Builder::rate_limit`] caps how many jobs start
-//! in any window of time (a job's retries take no start of their own).
-//! [`Pool::subpool`] gives a part of the work a bound of its own inside the
-//! pool's (a sub-pool per host, per tenant), and [`Pool::jobs`] lists what
-//! is queued and running right now, and for how long.
+//! say. [`Pool::jobs`] lists the jobs queued, running and draining, oldest
+//! first, each with its id, name, attempt and times ([`JobInfo`]): where to
+//! look for a stuck job. Idle workers leave after [`Builder::idle_timeout`]
+//! (2 s by default) and come back on demand. [`Builder::rate_limit`] caps
+//! how many jobs start in any window of time (a job's retries take no start
+//! of their own). [`Pool::subpool`] gives a part of the work a bound of its
+//! own inside the pool's (a sub-pool per host, per tenant).
 //!
 //! # Examples
 //!
@@ -178,6 +179,7 @@ mod task;
 #[cfg(all(test, not(workerpoolxt_loom)))]
 mod testing;
 mod trace;
+mod view;
 mod watch;
 mod worker;
 
@@ -195,6 +197,7 @@ pub use crate::pool::{Builder, Pool, SubmitWait};
 pub use crate::runtime::{BoxFuture, Clock, Runtime};
 pub use crate::set::ResultSet;
 pub use crate::stop::{Shutdown, ShutdownReport, Stop};
+pub use crate::view::{JobInfo, JobState};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -222,4 +225,6 @@ fn _assert_traits() {
     send::<ResultSet<u8>>();
     send::<Job<u8, u8>>();
     send_sync_clone::<Runtime>();
+    send_sync_clone::<JobInfo>();
+    send_sync_clone::<JobState>();
 }

@@ -246,6 +246,38 @@ impl<T: Linked> Queue<T> {
         }
     }
 
+    /// Calls `f` with the node of each queued item, oldest first, under
+    /// `popping`: no item is taken out (and so none is freed) during the
+    /// walk, and pops wait until it ends. A push that has swung the tail
+    /// but not linked its node yet ends the walk there: the items behind it
+    /// are not seen (a snapshot may miss what is being queued).
+    ///
+    /// The node given to `f` is a queued item's and stays valid for the
+    /// call: while `popping` is held, only the queue's own rules touch it
+    /// (its `next` link), and the item it belongs to is not handed out.
+    pub(crate) fn visit(&self, mut f: impl FnMut(NonNull<Node>)) {
+        let _guard = self.lock_pop();
+        let stub = self.stub();
+        let mut node = self.head.node.load(Ordering::Relaxed);
+        loop {
+            if node != stub {
+                // SAFETY: `node` is reachable from the head under `popping`:
+                // a queued node (see `try_pop_locked`), so not null.
+                f(unsafe { NonNull::new_unchecked(node) });
+            }
+            // SAFETY: `node` is the stub or a queued node, reachable from
+            // the head; only the holder of `popping` (this walk) could take
+            // it out and hand it over to be freed. `Acquire`: pairs with the
+            // `SeqCst` store that linked the next node (`link`), so that its
+            // item, written before its push, is seen whole.
+            let next = unsafe { (*node).next.load(Ordering::Acquire) };
+            if next.is_null() {
+                return;
+            }
+            node = next;
+        }
+    }
+
     fn lock_pop(&self) -> PopGuard<'_> {
         let mut spins = 0u32;
         while self
@@ -547,6 +579,85 @@ mod tests {
             total,
             "every item dropped once"
         );
+    }
+
+    /// The ids `visit` sees, read through each node (the item starts with
+    /// it).
+    fn visited(q: &Queue<Boxed>) -> Vec<u32> {
+        let mut ids = Vec::new();
+        // SAFETY: each node is a queued `Item`'s first field (`repr(C)`),
+        // alive for the call (see `visit`); `id` is never written after
+        // the push.
+        q.visit(|node| ids.push(unsafe { (*node.cast::<Item>().as_ptr()).id }));
+        ids
+    }
+
+    /// A walk sees what is queued, oldest first, skipping the stub wherever
+    /// it is (at the head, or relinked behind the last item), and what a
+    /// pop took out is gone from the next walk.
+    #[test]
+    fn visit_sees_the_queued_items_in_order() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Queue::<Boxed>::unbounded();
+        assert_eq!(visited(&q), Vec::<u32>::new());
+        for i in 0..4 {
+            assert!(q.push(item(i, &drops)).is_ok());
+        }
+        assert_eq!(visited(&q), vec![0, 1, 2, 3]);
+        assert_eq!(q.pop().expect("0").0.id, 0);
+        assert_eq!(visited(&q), vec![1, 2, 3]);
+        // Down to the last item: the pop relinks the stub behind it.
+        for want in 1..4 {
+            assert_eq!(q.pop().expect("queued").0.id, want);
+        }
+        assert!(q.push(item(4, &drops)).is_ok());
+        assert_eq!(visited(&q), vec![4]);
+        assert!(q.push(item(5, &drops)).is_ok());
+        assert_eq!(q.pop().expect("4").0.id, 4);
+        assert_eq!(visited(&q), vec![5]);
+        assert!(q.close());
+        assert_eq!(visited(&q), vec![5], "a closed queue is walked too");
+    }
+
+    /// Walks racing pushes and pops: every walk sees increasing ids of one
+    /// producer (FIFO), never an item twice, and reads only live items
+    /// (miri checks the reads).
+    #[test]
+    fn visits_race_pushes_and_pops() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Arc::new(Queue::<Boxed>::unbounded());
+        let done = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (q, drops) = (q.clone(), drops.clone());
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    assert!(q.push(item(i, &drops)).is_ok());
+                }
+            })
+        };
+        let consumer = {
+            let (q, done) = (q.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut popped = 0;
+                while popped < PER_THREAD {
+                    match q.pop() {
+                        Ok(_) => popped += 1,
+                        Err(_) => std::thread::yield_now(),
+                    }
+                }
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut walks = 0;
+        while !done.load(Ordering::SeqCst) || walks == 0 {
+            let ids = visited(&q);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+            walks += 1;
+        }
+        producer.join().unwrap();
+        consumer.join().unwrap();
+        assert_eq!(visited(&q), Vec::<u32>::new());
+        assert_eq!(drops.load(Ordering::SeqCst), PER_THREAD as usize);
     }
 
     #[test]

@@ -31,10 +31,12 @@ use event_listener::{Event, EventListener};
 
 use crate::cell::QueueEntry;
 use crate::core::Core;
+use crate::header::Name;
 use crate::runtime::BoxFuture;
 use crate::runtime::Spawner;
 use crate::scheduler::Scheduler;
 use crate::sync::{lock_std, Arc, AtomicU8, AtomicUsize, Ordering};
+use crate::view::{self, JobInfo, WorkerJobs};
 
 /// How a sub-pool queues one of its workers as a job of its parent: makes
 /// the worker and queues it if the parent is open (`true`), makes nothing
@@ -93,11 +95,16 @@ pub(crate) struct Shared {
     pub(crate) idle_timeout: Option<Duration>,
     /// For a sub-pool: how its workers are queued in its parent.
     pub(crate) forward: Option<Forward>,
+    /// For a sub-pool: the name its workers have as jobs of its parent
+    /// (`Pool::jobs` of the parent leaves them out).
+    pub(crate) worker_name: Option<Name>,
     /// Worker futures made and not polled yet (see `stops_resolved`).
     unpolled: AtomicUsize,
     /// This pool's sub-pools; its lock orders their forwards against this
     /// pool's close (see the module docs).
     subs: std::sync::Mutex<Vec<std::sync::Weak<Shared>>>,
+    /// What each worker holds, for `Pool::jobs` (`src/view.rs`).
+    pub(crate) worker_jobs: WorkerJobs,
 }
 
 impl Shared {
@@ -127,8 +134,10 @@ impl Shared {
             spawner,
             idle_timeout,
             forward: None,
+            worker_name: None,
             unpolled: AtomicUsize::new(0),
             subs: std::sync::Mutex::new(Vec::new()),
+            worker_jobs: WorkerJobs::default(),
         }
     }
 
@@ -138,9 +147,11 @@ impl Shared {
         max_workers: usize,
         spawner: Spawner,
         forward: Forward,
+        worker_name: Name,
     ) -> Shared {
         let mut shared = Shared::new(core, max_workers, spawner, None);
         shared.forward = Some(forward);
+        shared.worker_name = Some(worker_name);
         shared
     }
 
@@ -292,6 +303,35 @@ impl Shared {
     /// Listens for what a stop or a pause waits for (see `quiet`).
     pub(crate) fn listen_quiet(&self) -> EventListener {
         self.quiet.listen()
+    }
+
+    // ----- the jobs, as `Pool::jobs` shows them -----
+
+    /// Appends this pool's queued, running and draining jobs to `out`, each
+    /// once, oldest (lowest id) first (see `Pool::jobs`). What was in `out`
+    /// stays as it was: a pool can gather other pools' jobs beside its own.
+    pub(crate) fn snapshot_into(&self, out: &mut Vec<JobInfo>) {
+        let core = &*self.core;
+        // Read before any lock is taken: the clock is user code, which may
+        // panic or take its time.
+        let now = core.now_ns();
+        let mut queued = Vec::new();
+        self.visit_queued(|header| queued.extend(view::of_queued(header, core, now)));
+        let mut held = Vec::new();
+        self.worker_jobs.read_into(core, now, &mut held);
+        view::merge_into(queued, held, out);
+    }
+
+    /// Calls `f` with the header of every queued job, oldest first, while
+    /// the queue's consumers wait (`Queue::visit`).
+    #[cfg(not(workerpoolxt_loom))]
+    fn visit_queued(&self, f: impl FnMut(&crate::header::Header)) {
+        crate::cell::visit_headers(&self.queue, f);
+    }
+
+    #[cfg(workerpoolxt_loom)]
+    fn visit_queued(&self, mut f: impl FnMut(&crate::header::Header)) {
+        self.queue.visit(|entry| f(entry.header()));
     }
 
     // ----- workers -----

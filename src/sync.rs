@@ -13,12 +13,12 @@ pub(crate) use std::sync::Arc;
 
 #[cfg(not(workerpoolxt_loom))]
 pub(crate) use std::sync::atomic::{
-    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 #[cfg(workerpoolxt_loom)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 #[cfg(not(workerpoolxt_loom))]
@@ -143,6 +143,11 @@ pub(crate) mod loom_queue {
 
         pub(crate) fn pops(&self) -> usize {
             self.pops.load(Ordering::SeqCst)
+        }
+
+        /// Calls `f` with each queued value, oldest first, under the lock.
+        pub(crate) fn visit(&self, f: impl FnMut(&T)) {
+            self.inner.lock().unwrap().0.iter().for_each(f);
         }
 
         pub(crate) fn is_empty(&self) -> bool {

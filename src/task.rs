@@ -42,6 +42,7 @@ use crate::runtime::Sleep;
 use crate::state::{ErrorCode, Start};
 use crate::sync::Arc;
 use crate::trace::Trace;
+use crate::view::WorkerJob;
 use crate::watch::Watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +183,55 @@ pub(crate) struct WorkerLocal {
     /// Where a handle's cancel wakes the job this worker runs (see
     /// `src/watch.rs`).
     watch: Option<Arc<Watch>>,
+    /// Where this worker lists the job it holds, for `Pool::jobs` (see
+    /// `src/view.rs`); `None` for a job driven by hand (tests).
+    job: Option<Arc<WorkerJob>>,
+}
+
+impl WorkerLocal {
+    /// The state of a worker that lists its jobs in `job`.
+    pub(crate) fn listed_in(job: Arc<WorkerJob>) -> WorkerLocal {
+        WorkerLocal {
+            job: Some(job),
+            ..WorkerLocal::default()
+        }
+    }
+
+    /// The worker takes the job of `header` (it holds its entry).
+    pub(crate) fn hold(&self, header: &Header) {
+        if let Some(j) = &self.job {
+            j.hold(header);
+        }
+    }
+
+    /// The worker lets its job go; called before the job's entry gives its
+    /// cell up (`src/view.rs`, rule 1).
+    #[inline]
+    pub(crate) fn let_go(&self) {
+        if let Some(j) = &self.job {
+            j.let_go();
+        }
+    }
+
+    /// The held job starts at `ns`, its first attempt next.
+    fn note_start(&self, ns: u64) {
+        if let Some(j) = &self.job {
+            j.started(ns);
+            j.attempt(1);
+        }
+    }
+
+    fn note_attempt(&self, n: u32) {
+        if let Some(j) = &self.job {
+            j.attempt(n);
+        }
+    }
+
+    fn note_draining(&self, header: &Header, n: u32) {
+        if let Some(j) = &self.job {
+            j.draining(header.ticket(), n);
+        }
+    }
 }
 
 /// A job that is done, with a result to publish once its task is dropped
@@ -463,6 +513,9 @@ impl<B: Body> Task<B> {
             this.trace.finished(how);
             return Some(Poll::Ready(Some(Finished::unstarted(header, err, how))));
         }
+        // Listed as running before it counts as running: a reader that
+        // sees `running` rise sees the job run (`Pool::jobs`).
+        local.note_start(started);
         // Out of `waiting`, then into `running` (see `src/core.rs`).
         core.left_queue();
         core.job_started();
@@ -486,7 +539,7 @@ impl<B: Body> Task<B> {
             this.trace.attempt(1);
             return None;
         }
-        Self::next_attempt(this, header)
+        Self::next_attempt(this, header, local)
     }
 
     /// Waits, still queued, for the job's start time under the pool's rate
@@ -589,7 +642,7 @@ impl<B: Body> Task<B> {
         local: &mut WorkerLocal,
     ) -> Option<Step<B>> {
         if let Some(why) = Self::interrupted(this, header) {
-            return Some(Self::interrupt(this, header, cx, why));
+            return Some(Self::interrupt(this, header, cx, local, why));
         }
         let polled = match attempt!(this).into_pin_mut() {
             Some(a) => catch_unwind(AssertUnwindSafe(|| a.poll(cx))),
@@ -597,7 +650,7 @@ impl<B: Body> Task<B> {
         };
         let step = match polled {
             Ok(Poll::Pending) => match Self::poll_interrupts(this, header, cx, local) {
-                Some(why) => Self::interrupt(this, header, cx, why),
+                Some(why) => Self::interrupt(this, header, cx, local, why),
                 None => Poll::Pending,
             },
             Ok(Poll::Ready(Ok(value))) => {
@@ -607,7 +660,7 @@ impl<B: Body> Task<B> {
                 };
                 Self::finish(this, header, result, how)
             }
-            Ok(Poll::Ready(Err(e))) => return Self::failed(this, header, cx, e),
+            Ok(Poll::Ready(Err(e))) => return Self::failed(this, header, cx, local, e),
             Err(payload) => {
                 let p = Panic::caught(payload);
                 let _ = attempt!(this).clear();
@@ -624,6 +677,7 @@ impl<B: Body> Task<B> {
         this: &mut Projected<'_, B>,
         header: &Header,
         cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
         e: B::Error,
     ) -> Option<Step<B>> {
         if let Err(p) = attempt!(this).clear() {
@@ -638,7 +692,7 @@ impl<B: Body> Task<B> {
             let failed = Err(JobError::Failed(e));
             return Some(Self::finish(this, header, failed, End::Failed));
         }
-        Self::retry_or_end(this, header, cx, Last::Failed(e))
+        Self::retry_or_end(this, header, cx, local, Last::Failed(e))
     }
 
     /// Whether the job may make another attempt after the one that ran.
@@ -654,10 +708,11 @@ impl<B: Body> Task<B> {
         this: &mut Projected<'_, B>,
         header: &Header,
         cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
         last: Last<B::Error>,
     ) -> Option<Step<B>> {
         if let Some(why) = Self::interrupted(this, header) {
-            return Some(Self::interrupt(this, header, cx, why));
+            return Some(Self::interrupt(this, header, cx, local, why));
         }
         let delay = this
             .body
@@ -708,6 +763,7 @@ impl<B: Body> Task<B> {
         this: &mut Projected<'_, B>,
         header: &Header,
         cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
     ) -> Step<B> {
         if let Some(ctx) = this.supervision.as_ref().and_then(|e| e.ctx.as_ref()) {
             ctx.attempt_timed_out(*this.attempts);
@@ -718,7 +774,7 @@ impl<B: Body> Task<B> {
             return Self::finish(this, header, Err(JobError::Panicked(p)), End::Panicked);
         }
         if *this.phase == Phase::Running {
-            if let Some(step) = Self::retry_or_end(this, header, cx, Last::TimedOut) {
+            if let Some(step) = Self::retry_or_end(this, header, cx, local, Last::TimedOut) {
                 return step;
             }
         }
@@ -736,12 +792,12 @@ impl<B: Body> Task<B> {
         local: &mut WorkerLocal,
     ) -> Option<Step<B>> {
         if let Some(why) = Self::interrupted(this, header) {
-            return Some(Self::interrupt(this, header, cx, why));
+            return Some(Self::interrupt(this, header, cx, local, why));
         }
         if let Some(a) = attempt!(this).into_pin_mut() {
             if let Ok(Poll::Pending) = catch_unwind(AssertUnwindSafe(|| a.poll(cx))) {
                 return Some(match Self::poll_interrupts(this, header, cx, local) {
-                    Some(why) => Self::interrupt(this, header, cx, why),
+                    Some(why) => Self::interrupt(this, header, cx, local, why),
                     None => Poll::Pending,
                 });
             }
@@ -756,7 +812,7 @@ impl<B: Body> Task<B> {
             ));
         }
         *this.phase = Phase::Running;
-        Self::retry_or_end(this, header, cx, Last::TimedOut)
+        Self::retry_or_end(this, header, cx, local, Last::TimedOut)
     }
 
     /// Waits out the backoff, then makes the next attempt (`None`: it runs).
@@ -777,17 +833,17 @@ impl<B: Body> Task<B> {
         // Checked after the sleep: a backoff that ends with (or after) the
         // deadline starts no attempt.
         if let Some(why) = Self::interrupted(this, header) {
-            return Some(Self::interrupt(this, header, cx, why));
+            return Some(Self::interrupt(this, header, cx, local, why));
         }
         if !slept {
             return Some(match Self::poll_interrupts(this, header, cx, local) {
-                Some(why) => Self::interrupt(this, header, cx, why),
+                Some(why) => Self::interrupt(this, header, cx, local, why),
                 None => Poll::Pending,
             });
         }
         supervision(this.supervision).backoff_sleep = None;
         *this.phase = Phase::Running;
-        Self::next_attempt(this, header)
+        Self::next_attempt(this, header, local)
     }
 }
 
@@ -795,7 +851,11 @@ type Projected<'a, B> = TaskProj<'a, B>;
 
 impl<B: Body> Task<B> {
     /// Starts the next attempt. Returns `Some` if the task ended instead.
-    fn next_attempt(this: &mut Projected<'_, B>, header: &Header) -> Option<Step<B>> {
+    fn next_attempt(
+        this: &mut Projected<'_, B>,
+        header: &Header,
+        local: &mut WorkerLocal,
+    ) -> Option<Step<B>> {
         let ctx = this
             .supervision
             .as_ref()
@@ -806,6 +866,8 @@ impl<B: Body> Task<B> {
             Ok(Some(attempt)) => {
                 *this.attempts += 1;
                 if *this.attempts > 1 {
+                    // (The first is noted as the job starts.)
+                    local.note_attempt(*this.attempts);
                     header.core.count_retry();
                 }
                 if let Some(limit) = this.body.meta().and_then(|m| m.attempt_timeout) {
@@ -972,10 +1034,11 @@ impl<B: Body> Task<B> {
         this: &mut Projected<'_, B>,
         header: &Header,
         cx: &mut Context<'_>,
+        local: &mut WorkerLocal,
         why: Interrupt,
     ) -> Step<B> {
         if why == Interrupt::AttemptTimedOut && Self::retry_left(this) {
-            return Self::attempt_timed_out(this, header, cx);
+            return Self::attempt_timed_out(this, header, cx, local);
         }
         if let Some(sup) = this.supervision.as_mut() {
             sup.attempt_deadline = None;
@@ -1004,6 +1067,8 @@ impl<B: Body> Task<B> {
             // nothing, so it needs no room in the cell.
             let f = Self::complete(this, header, Err(err), how);
             let code = f.code().expect("an interrupt carries nothing");
+            // Before the publish, which hides the ticket (`src/view.rs`).
+            local.note_draining(header, *this.attempts);
             header.publish(Some(code), f.record, f.how, Leaves::Nothing);
             *this.phase = Phase::Draining;
             return Self::drain(this, header, cx);

@@ -340,7 +340,7 @@ async fn run(mut slot: Slot) {
         streak: 0,
         search_left: SEARCH_YIELDS,
         fresh: false,
-        local: WorkerLocal::default(),
+        local: WorkerLocal::listed_in(slot.shared.worker_jobs.register()),
     };
     let shared = slot.shared.clone();
     loop {
@@ -419,20 +419,21 @@ impl Worker {
         }
         // Counted busy before it looks at the pause (see `shared`).
         let mut busy = Busy::enter(shared);
-        let Ok(task) = shared.queue.pop() else {
+        let Ok(entry) = shared.queue.pop() else {
             return false;
         };
+        let mut job = HeldJob::new(entry, &mut self.local);
         // Stops searching before the job's poll: the last searcher hands
         // what is still queued over to another worker.
         let handed_over = slot.stop_searching();
         self.search_left = SEARCH_YIELDS;
         if shared.is_paused() {
-            let ticket = shared.core().full_ticket(task.ticket());
-            self.hold_while_paused(shared, &mut busy, ticket).await;
+            let ticket = shared.core().full_ticket(job.entry.ticket());
+            hold_while_paused(shared, &mut busy, ticket, &mut self.fresh).await;
         }
         if shared.state() == STOPPED {
             // Popped during a stop: dropping it resolves it `Stopped`.
-            drop(task);
+            drop(job);
         } else {
             if handed_over {
                 // The worker just woken may wait in this thread's own slot
@@ -441,7 +442,7 @@ impl Worker {
                 self.fresh = false;
                 futures_lite::future::yield_now().await;
             }
-            self.run_job(task).await;
+            run_job(&mut job, &mut self.fresh).await;
         }
         drop(busy);
         self.worked = true;
@@ -456,40 +457,6 @@ impl Worker {
             futures_lite::future::yield_now().await;
         }
         true
-    }
-
-    /// A pause that began before the job with `ticket` was queued holds it
-    /// (unstarted, still counted as waiting) until it ends. (Its whole
-    /// ticket is worked out only while paused: that reads a line every
-    /// submit writes.)
-    async fn hold_while_paused(&mut self, shared: &Shared, busy: &mut Busy<'_>, ticket: usize) {
-        while shared.holds_back(ticket) {
-            self.fresh = false;
-            let held = busy.hold(ticket);
-            shared.released(ticket).await;
-            held.release();
-        }
-    }
-
-    /// Runs one job to its end, polled inline as part of the worker's own
-    /// future (so marked as this pool's job: see `InPool`).
-    async fn run_job(&mut self, mut task: QueueEntry) {
-        // The clock reading at the end of the last job is the start of this
-        // one if nothing came between them.
-        let mut first = self.fresh;
-        let local = &mut self.local;
-        std::future::poll_fn(|cx| {
-            if !std::mem::take(&mut first) {
-                clock_hint::clear();
-            }
-            let polled = task.poll_in(cx, local);
-            if polled.is_pending() {
-                clock_hint::clear();
-            }
-            polled
-        })
-        .await;
-        self.fresh = true;
     }
 
     /// The queue is empty: looks at it a while, yielding to the executor
@@ -579,6 +546,80 @@ impl Worker {
                 self.timer_works = false;
                 discard(payload);
             }
+        }
+    }
+}
+
+/// A pause that began before the job with `ticket` was queued holds it
+/// (unstarted, still counted as waiting) until it ends. (Its whole
+/// ticket is worked out only while paused: that reads a line every
+/// submit writes.)
+async fn hold_while_paused(shared: &Shared, busy: &mut Busy<'_>, ticket: usize, fresh: &mut bool) {
+    while shared.holds_back(ticket) {
+        *fresh = false;
+        let held = busy.hold(ticket);
+        shared.released(ticket).await;
+        held.release();
+    }
+}
+
+/// Runs one job to its end, polled inline as part of the worker's own
+/// future (so marked as this pool's job: see `InPool`). `fresh`: the
+/// worker comes straight from a job that ended in this poll.
+async fn run_job(job: &mut HeldJob<'_>, fresh: &mut bool) {
+    // The clock reading at the end of the last job is the start of this
+    // one if nothing came between them.
+    RunJob { job, first: *fresh }.await;
+    *fresh = true;
+}
+
+/// The polls of [`run_job`].
+struct RunJob<'j, 'a> {
+    job: &'j mut HeldJob<'a>,
+    /// The first poll may keep the clock reading of the job before.
+    first: bool,
+}
+
+impl Future for RunJob<'_, '_> {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if !std::mem::take(&mut this.first) {
+            clock_hint::clear();
+        }
+        // Lets the job go from the worker's list before the entry gives
+        // its cell up (`QueueEntry::poll_in`).
+        let polled = this.job.entry.poll_in(cx, this.job.local);
+        if polled.is_pending() {
+            clock_hint::clear();
+        }
+        polled
+    }
+}
+
+/// A job a worker holds, from its pop to its end, listed for `Pool::jobs`
+/// (`src/view.rs`). However it ends (run to its end, dropped by a stop,
+/// or dropped with the worker's future mid-run), the worker lets it go
+/// before the entry gives its cell up: `Drop` runs before the fields drop.
+struct HeldJob<'a> {
+    entry: QueueEntry,
+    local: &'a mut WorkerLocal,
+}
+
+impl<'a> HeldJob<'a> {
+    fn new(entry: QueueEntry, local: &'a mut WorkerLocal) -> HeldJob<'a> {
+        local.hold(entry.header());
+        HeldJob { entry, local }
+    }
+}
+
+impl Drop for HeldJob<'_> {
+    fn drop(&mut self) {
+        // A job run to its end was let go already (`QueueEntry::poll_in`).
+        if !self.entry.is_done() {
+            self.local.let_go();
         }
     }
 }

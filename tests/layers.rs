@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "rate",
         ],
     ),
-    ("the job's state", &["state", "core", "header"]),
+    ("the job's state", &["state", "core", "header", "view"]),
     (
         "the job",
         &["context", "body", "job", "attempt", "task", "cell"],

@@ -412,3 +412,51 @@ rt_test!(
         assert_eq!(*starts.lock().unwrap(), want);
     }
 );
+
+// `jobs()` of a parent lists its sub-pools' jobs (at any depth), not the sub-pools' workers, oldest first across pools; a sub-pool's own `jobs()` lists only its own.
+rt_test!(
+    the_parents_jobs_list_the_subpools_jobs,
+    |b: Builder| async move {
+        let pool = b.max_workers(2).build();
+        let sub = pool.subpool(1);
+        let inner = sub.subpool(1);
+        let latch = Latch::new();
+        let _open = OpenOnPanic(vec![latch.clone()]);
+        let gauge = Gauge::new();
+        let named = |name: &str| {
+            let body = held(&[&gauge], &latch);
+            Job::once(async move {
+                body.await;
+                Ok::<_, ()>(())
+            })
+            .name(name)
+        };
+        let a = inner.submit_job(named("inner running"));
+        within(LIMIT, gauge.until(|g| g.now() == 1)).await.unwrap();
+        let b2 = pool.submit_job(named("parent running"));
+        within(LIMIT, gauge.until(|g| g.now() == 2)).await.unwrap();
+        let c = sub.submit_job(named("sub queued"));
+        let d = pool.submit_job(named("parent queued"));
+        let names = |jobs: Vec<workerpoolxt::JobInfo>| -> Vec<String> {
+            jobs.iter()
+                .map(|j| j.name().unwrap_or("?").to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(pool.jobs()),
+            [
+                "inner running",
+                "parent running",
+                "sub queued",
+                "parent queued"
+            ]
+        );
+        assert_eq!(names(sub.jobs()), ["inner running", "sub queued"]);
+        assert_eq!(names(inner.jobs()), ["inner running"]);
+        latch.open();
+        for h in [a, b2, c, d] {
+            assert_eq!(within(LIMIT, h).await, Some(Ok(())));
+        }
+        eventually("all gone", || pool.jobs().is_empty()).await;
+    }
+);
