@@ -56,6 +56,7 @@ type Crawl = Group<Vec<String>, FetchError>;
 /// pages it links to.
 fn visit(group: &Crawl, url: String, depth: u32) {
     let links_to = group.clone();
+    let name = format!("GET {url}");
     let job = Job::new(move |_ctx| {
         let (url, group) = (url.clone(), links_to.clone());
         async move {
@@ -66,7 +67,7 @@ fn visit(group: &Crawl, url: String, depth: u32) {
             Ok(links)
         }
     })
-    .name(format!("GET depth {depth}"))
+    .name(name)
     .timeout(Duration::from_secs(5));
     group.submit_job(job);
 }
@@ -92,17 +93,27 @@ async fn main() {
 
     // Once, while it runs: what is queued and what runs, oldest first.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    println!("what the pool holds after {:?}:", started.elapsed());
-    for job in pool.jobs() {
+    let jobs = pool.jobs();
+    println!(
+        "after {:?}, the pool holds {} jobs:",
+        started.elapsed(),
+        jobs.len()
+    );
+    for job in jobs.iter().take(12) {
+        let running = job
+            .running_for()
+            .map_or("-".to_string(), |d| format!("{d:.1?}"));
         println!(
-            "  {:>4}  {:<14} {:<8} attempt {}  queued {:>8.1?}  running {:>8.1?}",
+            "  {:>3}  {:<30} {:<8} attempt {}  queued {:>7.1?}  running {running}",
             job.id(),
             job.name().unwrap_or("-"),
-            job.state().to_string(),
+            job.state(),
             job.attempt(),
             job.queued_for(),
-            job.running_for().unwrap_or_default(),
         );
+    }
+    if jobs.len() > 12 {
+        println!("  ... and {} more", jobs.len() - 12);
     }
 
     for (host, site, group) in crawls {

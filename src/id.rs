@@ -41,9 +41,10 @@ impl JobId {
     }
 }
 
+/// The number, with the formatter's width and alignment (`{:>4}`).
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -54,9 +54,10 @@ pub enum JobState {
     Draining,
 }
 
+/// The state in lower case, with the formatter's width (`{:<8}`).
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             JobState::Queued => "queued",
             JobState::Running => "running",
             JobState::Draining => "draining",

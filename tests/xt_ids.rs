@@ -180,3 +180,16 @@ rt_test!(
         assert_ledger(&m);
     }
 );
+
+// An id and a job's state print with the formatter's width, as numbers and words do.
+#[test]
+fn ids_and_states_take_a_width() {
+    let pool = workerpoolxt::Pool::new(1);
+    let h = pool.submit(async {});
+    assert_eq!(format!("[{:>4}]", h.id()), format!("[{:>4}]", h.id().get()));
+    assert_eq!(
+        format!("[{:<9}]", workerpoolxt::JobState::Queued),
+        "[queued   ]"
+    );
+    assert_eq!(h.wait(), Ok(()));
+}
