@@ -492,19 +492,7 @@ impl<B: Body> Task<B> {
         } else {
             run_deadline(meta, core.default_timeout, now)
         };
-        let refused = if stopped {
-            // The pool stopped while it waited for its start time.
-            Some((JobError::Stopped, End::Stopped))
-        } else if shielded {
-            None
-        } else if Self::token(this.body, header).is_cancelled() {
-            Some(Interrupt::Cancelled.into_error())
-        } else if deadline.is_some_and(|d| d <= now) {
-            Some(Interrupt::TimedOut.into_error())
-        } else {
-            None
-        };
-        if let Some((err, how)) = refused {
+        if let Some((err, how)) = Self::refusal(this, header, stopped, deadline, now) {
             // Never started: the body is not polled, not even once, and its
             // start time goes to the next job.
             core.refund_start(reserved);
@@ -540,6 +528,29 @@ impl<B: Body> Task<B> {
             return None;
         }
         Self::next_attempt(this, header, local)
+    }
+
+    /// Why a job leaving the queue at `now` does not start, if it does not:
+    /// the pool stopped while it waited for its start time, its token is
+    /// cancelled, or its deadline passed. A shielded job always starts.
+    fn refusal(
+        this: &Projected<'_, B>,
+        header: &Header,
+        stopped: bool,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Option<(JobError<B::Error>, End)> {
+        if stopped {
+            Some((JobError::Stopped, End::Stopped))
+        } else if this.body.shielded() {
+            None
+        } else if Self::token(this.body, header).is_cancelled() {
+            Some(Interrupt::Cancelled.into_error())
+        } else if deadline.is_some_and(|d| d <= now) {
+            Some(Interrupt::TimedOut.into_error())
+        } else {
+            None
+        }
     }
 
     /// Waits, still queued, for the job's start time under the pool's rate
