@@ -120,11 +120,12 @@ fn begin_stop(shared: &Arc<Shared>, to: u8) {
 }
 
 /// Appends the jobs of `shared` and of its sub-pools (at any depth) to
-/// `out`: the sub-pools' jobs rather than their workers, which are jobs of
+/// `out`, as of `now` (one reading for all, so that their ages compare):
+/// the sub-pools' jobs rather than their workers, which are jobs of
 /// `shared` too.
-fn jobs_of(shared: &Arc<Shared>, out: &mut Vec<JobInfo>) {
+fn jobs_of(shared: &Arc<Shared>, now: std::time::Instant, out: &mut Vec<JobInfo>) {
     let mut own = Vec::new();
-    shared.snapshot_into(&mut own);
+    shared.snapshot_into(now, &mut own);
     let subs = shared.subs();
     own.retain(|j| {
         !subs
@@ -133,7 +134,7 @@ fn jobs_of(shared: &Arc<Shared>, out: &mut Vec<JobInfo>) {
     });
     out.append(&mut own);
     for sub in &subs {
-        jobs_of(sub, out);
+        jobs_of(sub, now, out);
     }
 }
 
@@ -956,7 +957,8 @@ impl Pool {
     /// ```
     pub fn jobs(&self) -> Vec<JobInfo> {
         let mut out = Vec::new();
-        jobs_of(self.shared(), &mut out);
+        let now = self.shared().core().now();
+        jobs_of(self.shared(), now, &mut out);
         if !self.shared().subs().is_empty() {
             // Ids are per pool: across pools, oldest first is by age.
             out.sort_by_key(|j| std::cmp::Reverse(j.age()));

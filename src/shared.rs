@@ -310,11 +310,12 @@ impl Shared {
     /// Appends this pool's queued, running and draining jobs to `out`, each
     /// once, oldest (lowest id) first (see `Pool::jobs`). What was in `out`
     /// stays as it was: a pool can gather other pools' jobs beside its own.
-    pub(crate) fn snapshot_into(&self, out: &mut Vec<JobInfo>) {
+    pub(crate) fn snapshot_into(&self, now: std::time::Instant, out: &mut Vec<JobInfo>) {
         let core = &*self.core;
-        // Read before any lock is taken: the clock is user code, which may
-        // panic or take its time.
-        let now = core.now_ns();
+        // Read by the caller before any lock is taken (the clock is user
+        // code, which may panic or take its time), once for a pool and its
+        // sub-pools, whose jobs are then ordered by age.
+        let now = core.since_epoch(now);
         let mut queued = Vec::new();
         self.visit_queued(|header| queued.extend(view::of_queued(header, core, now)));
         let mut held = Vec::new();
