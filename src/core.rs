@@ -157,7 +157,13 @@ impl Core {
     /// A sleep for `duration` from now on the pool's clock; one too long
     /// to express sleeps for ever.
     pub(crate) fn sleep_for(&self, duration: Duration) -> Sleep {
-        match self.now().checked_add(duration) {
+        self.sleep_until_or_never(self.now().checked_add(duration))
+    }
+
+    /// A sleep until `at` on the pool's clock; `None` (a time too far to
+    /// express) sleeps for ever.
+    pub(crate) fn sleep_until_or_never(&self, at: Option<Instant>) -> Sleep {
+        match at {
             Some(at) => self.sleep_until(at),
             None => Sleep::Other(Box::pin(std::future::pending())),
         }

@@ -607,10 +607,9 @@ impl<B: Body> Task<B> {
             (Some(at), Some(d)) => Some(at.min(d)),
             (at, d) => at.or(d),
         };
-        let sleep = turn.sleep.get_or_insert_with(|| match wake_at {
-            Some(at) => core.sleep_until(at),
-            None => Sleep::Other(Box::pin(std::future::pending())),
-        });
+        let sleep = turn
+            .sleep
+            .get_or_insert_with(|| core.sleep_until_or_never(wake_at));
         if Pin::new(sleep).poll(cx).is_ready() {
             // Its time came: the next poll reads the clock again.
             turn.sleep = None;
@@ -759,11 +758,7 @@ impl<B: Body> Task<B> {
             cx.waker().wake_by_ref();
             return Some(Poll::Pending);
         };
-        let sleep = match wake_at {
-            Some(at) => core.sleep_until(at),
-            None => Sleep::Other(Box::pin(std::future::pending())),
-        };
-        supervision(this.supervision).backoff_sleep = Some(sleep);
+        supervision(this.supervision).backoff_sleep = Some(core.sleep_until_or_never(wake_at));
         None
     }
 
