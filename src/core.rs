@@ -348,11 +348,19 @@ impl Core {
         self.rate_stopped.load(Ordering::SeqCst)
     }
 
-    /// A job that reserved its start at `at` ends without starting: its
+    /// A job that claimed its start at `at` ends without starting: its
     /// time goes back to the rate limit, for the next job.
     pub(crate) fn refund_start(&self, at: Option<Instant>) {
         if let (Some(rate), Some(at)) = (&self.rate, at) {
             rate.refund(at);
+        }
+    }
+
+    /// The job with queue ticket `ticket`, which waited for its start time,
+    /// ends without starting: its time goes back to the rate limit.
+    pub(crate) fn withdraw_start(&self, ticket: usize) {
+        if let Some(rate) = &self.rate {
+            rate.withdraw(ticket);
         }
     }
 

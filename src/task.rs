@@ -167,7 +167,10 @@ struct Supervision {
 /// A queued job's wait for its start time under the rate limit
 /// (`src/rate.rs`).
 struct Turn {
-    /// The time reserved (`None`: none can be, it waits for ever).
+    /// The job's queue ticket: its place in the rate limit's order.
+    ticket: usize,
+    /// The time reserved, as last read (`None`: none can be, it waits for
+    /// ever); it only ever moves later (see `src/rate.rs`).
     at: Option<Instant>,
     /// Until the earlier of `at` and the job's own deadline.
     sleep: Option<Sleep>,
@@ -575,15 +578,23 @@ impl<B: Body> Task<B> {
         let core = &header.core;
         let now = core.now();
         if this.supervision.as_ref().is_none_or(|s| s.turn.is_none()) {
+            let ticket = core.full_ticket(header.ticket());
             if header.cancel_requested() {
-                // Resolved already: nothing to reserve.
+                // Resolved already: what its worker reserved goes back.
+                rate.withdraw(ticket);
                 return Poll::Ready(None);
             }
-            let at = rate.reserve(now);
-            if at.is_some_and(|at| at <= now) {
-                return Poll::Ready(at);
+            // Its worker reserved it as it took the job, in the queue's
+            // order (`src/worker.rs`), unless the clock panicked there.
+            let at = rate.time_of(ticket).or_else(|| rate.reserve(now, ticket));
+            if let Some(at) = rate.claim(ticket, now) {
+                return Poll::Ready(Some(at));
             }
-            let turn = Turn { at, sleep: None };
+            let turn = Turn {
+                ticket,
+                at,
+                sleep: None,
+            };
             supervision(this.supervision).turn = Some(Box::new(turn));
         }
         local
@@ -596,12 +607,21 @@ impl<B: Body> Task<B> {
         let deadline = this.body.meta().and_then(|m| m.deadline);
         let sup = supervision(this.supervision);
         let turn = sup.turn.as_mut().expect("reserved above");
-        if cancelled
-            || core.rate_waits_stopped()
-            || turn.at.is_some_and(|at| now >= at)
-            || deadline.is_some_and(|d| now >= d)
-        {
-            return Poll::Ready(sup.turn.take().and_then(|t| t.at));
+        if cancelled || core.rate_waits_stopped() || deadline.is_some_and(|d| now >= d) {
+            // It will not start: its time goes back now.
+            rate.withdraw(turn.ticket);
+            sup.turn = None;
+            return Poll::Ready(None);
+        }
+        if let Some(at) = rate.claim(turn.ticket, now) {
+            sup.turn = None;
+            return Poll::Ready(Some(at));
+        }
+        // An earlier job that reserved after it may have moved its time.
+        let at = rate.time_of(turn.ticket);
+        if at != turn.at {
+            turn.at = at;
+            turn.sleep = None;
         }
         let wake_at = match (turn.at, deadline) {
             (Some(at), Some(d)) => Some(at.min(d)),
@@ -638,8 +658,12 @@ impl<B: Body> Task<B> {
     /// Gives back the start time a queued job waits for, if it waits for one
     /// (it will not start: see `wait_for_turn`).
     fn give_turn_back(this: &mut Projected<'_, B>, header: &Header) {
-        if let Some(turn) = this.supervision.as_mut().and_then(|s| s.turn.take()) {
-            header.core.refund_start(turn.at);
+        let core = &header.core;
+        match this.supervision.as_mut().and_then(|s| s.turn.take()) {
+            Some(turn) => core.withdraw_start(turn.ticket),
+            // Not polled yet: what its worker reserved, if anything.
+            None if core.rate.is_some() => core.withdraw_start(core.full_ticket(header.ticket())),
+            None => {}
         }
     }
 

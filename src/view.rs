@@ -44,7 +44,8 @@ use crate::sync::{lock, spin_wait, Arc, AtomicPtr, AtomicU32, AtomicU64, Mutex, 
 #[non_exhaustive]
 pub enum JobState {
     /// Waiting to start: in the queue, or taken by a worker that has not
-    /// started it yet (a pause holds it back).
+    /// started it yet (a pause holds it back, or it waits for its start
+    /// time under the [rate limit](crate::Builder::rate_limit)).
     Queued,
     /// Started: an attempt runs, or it backs off before the next.
     Running,

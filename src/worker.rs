@@ -410,6 +410,20 @@ fn sub_worker_moves_on(shared: &Arc<Shared>, slot: &mut Slot) -> bool {
     made
 }
 
+/// Under a rate limit, reserves the start time of the job just taken, as it
+/// is taken: in the queue's order, before the hand-over's yield lets the
+/// next worker take and reserve the next job (`src/rate.rs`, rule 2). A
+/// clock that panics here reserves nothing: the job's task reserves at its
+/// first poll, where the panic ends the job.
+fn reserve_start(shared: &Shared, job: &HeldJob<'_>) {
+    let core = shared.core();
+    if let Some(rate) = &core.rate {
+        if let Ok(now) = core.try_now() {
+            rate.reserve(now, core.full_ticket(job.entry.ticket()));
+        }
+    }
+}
+
 impl Worker {
     /// Takes the next job, if one is queued, and runs it; `false` if there
     /// was none.
@@ -435,6 +449,7 @@ impl Worker {
             // Popped during a stop: dropping it resolves it `Stopped`.
             drop(job);
         } else {
+            reserve_start(shared, &job);
             if handed_over {
                 // The worker just woken may wait in this thread's own slot
                 // of the executor: let it go first, in case this job's poll

@@ -338,3 +338,46 @@ rt_test!(
         pool.stop_wait().await;
     }
 );
+
+// A job that a worker holds while it waits for its start time under the rate limit is Queued (attempt 0, no running time), once, beside the one that runs; when its time comes it shows Running.
+rt_test!(
+    a_job_waiting_for_its_start_time_is_queued,
+    |b: Builder| async move {
+        let clock = ManualClock::new();
+        let pool = b
+            .max_workers(2)
+            .clock(clock.clone())
+            .rate_limit(1, ms(100))
+            .build();
+        let latch = Latch::new();
+        let _open = OpenOnPanic(vec![latch.clone()]);
+        let gauge = Gauge::new();
+        let first = pool.submit(blocker(&gauge, &latch));
+        let second = pool.submit(blocker(&gauge, &latch));
+        within(WAIT_LIMIT, gauge.until(|g| g.now() == 1))
+            .await
+            .unwrap();
+        armed(&clock, 1).await;
+        clock.advance(ms(30));
+        let got = rows(&pool.jobs());
+        assert_eq!(
+            got,
+            [
+                (1, None, JobState::Running, 1, ms(0), Some(ms(30))),
+                (2, None, JobState::Queued, 0, ms(30), None),
+            ]
+        );
+        clock.advance(ms(70));
+        within(WAIT_LIMIT, gauge.until(|g| g.now() == 2))
+            .await
+            .unwrap();
+        let got = rows(&pool.jobs());
+        assert_eq!(
+            got[1],
+            (2, None, JobState::Running, 1, ms(100), Some(ms(0)))
+        );
+        latch.open();
+        assert_eq!(within(WAIT_LIMIT, first).await, Some(Ok(())));
+        assert_eq!(within(WAIT_LIMIT, second).await, Some(Ok(())));
+    }
+);

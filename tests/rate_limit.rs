@@ -542,3 +542,24 @@ fn a_rate_limit_that_allows_no_start_is_a_config_error() {
 fn build_with_a_zero_rate_panics_with_a_clear_message() {
     let _ = Pool::builder().max_workers(1).rate_limit(0, ms(10)).build();
 }
+
+// Jobs start in submission order under the rate limit, whichever of the workers that took them reaches the limit first: 4 jobs, 4 workers, 1 start per 100 ms start in the order 0, 1, 2, 3 (a worker that hands the queue over yields before its job's first poll, so without the order the second job took the first start).
+rt_test!(
+    jobs_start_in_submission_order_under_the_limit,
+    |b: Builder| async move {
+        let clock = ManualClock::new();
+        let pool = pool_on(b, &clock, 4, 1, ms(100));
+        let starts = Starts::new(&clock);
+        let handles: Vec<_> = (0..4).map(|i| pool.submit(starts.job(i))).collect();
+        starts.until(1).await;
+        for n in 2..=4 {
+            clock.advance(ms(100));
+            starts.until(n).await;
+        }
+        let order: Vec<usize> = starts.log.lock().unwrap().iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, [0, 1, 2, 3]);
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+);
