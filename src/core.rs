@@ -239,21 +239,17 @@ impl Core {
         }
     }
 
-    /// A ticket for a submit that was refused (a stopped pool, a full
-    /// queue) but returns a handle: its job id. It is counted as queued,
+    /// A place whatever the capacity: for a sub-pool's worker
+    /// (`Shared::forward`), whose job the sub-pool admitted already, and
+    /// for a submit that was refused (a stopped pool, a full queue) but
+    /// returns a handle: its job id. The refused one is counted as queued,
     /// and leaves the queue as its refusal is published
     /// ([`Leaves::Waiting`](crate::header::Leaves)), as a job cancelled in
     /// the queue would: the ledger stays exact. Meanwhile `waiting` may read
     /// one more than the queue holds (never more than a bounded queue's
     /// capacity, see [`waiting`](Self::waiting)), and a bounded queue may
     /// refuse a concurrent submit as full, which it was a moment before.
-    pub(crate) fn refused_ticket(&self) -> usize {
-        self.enqueued.fetch_add(1, Ordering::SeqCst)
-    }
-
-    /// A place in the queue whatever its capacity: for a sub-pool's worker
-    /// (`Shared::forward`), whose job was admitted by the sub-pool already.
-    pub(crate) fn reserve_place_always(&self) -> usize {
+    pub(crate) fn take_ticket(&self) -> usize {
         self.enqueued.fetch_add(1, Ordering::SeqCst)
     }
 
@@ -299,7 +295,7 @@ impl Core {
         // negative: that reads as zero.
         let queued = self.enqueued.load(Ordering::SeqCst);
         let waiting = queued.saturating_sub(self.dequeued.load(Ordering::SeqCst));
-        // A refused submit's ticket counts for a moment (`refused_ticket`).
+        // A refused submit's ticket counts for a moment (`take_ticket`).
         self.capacity.map_or(waiting, |cap| waiting.min(cap))
     }
 

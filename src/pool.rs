@@ -143,7 +143,7 @@ fn forward(parent: &Arc<Shared>, name: &Name, make: &mut dyn FnMut() -> BoxFutur
     parent.forward_in(|| {
         let core = parent.core();
         let place = Place {
-            ticket: core.reserve_place_always(),
+            ticket: core.take_ticket(),
             submitted: core.now_ns(),
         };
         let first = Some(OkFuture::new(make()));
@@ -544,7 +544,7 @@ impl Pool {
                 drop(input);
                 let core = self.shared().core();
                 // Its id: a ticket, which leaves the queue as it is published.
-                let ticket = core.refused_ticket();
+                let ticket = core.take_ticket();
                 // Never queued: no queue wait, so no clock reading either.
                 let header = Header::new(core.clone(), name, 0, ticket, HANDLE_REF);
                 let (err, how) = match why {

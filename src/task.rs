@@ -638,8 +638,9 @@ impl<B: Body> Task<B> {
         Poll::Pending
     }
 
-    /// Whether the job's handle or token cancelled it, arming the token's
-    /// wait first (see `wait_for_turn`).
+    /// Whether the job's token (or its handle) cancelled it, arming the
+    /// token's wait first: the pool's token is waited for by the worker (it
+    /// outlives the job), a job's own token by the job.
     fn token_cancelled(
         this: &mut Projected<'_, B>,
         header: &Header,
@@ -1022,15 +1023,7 @@ impl<B: Body> Task<B> {
         if header.core.is_aborted() {
             return Some(Interrupt::Aborted);
         }
-        // The pool's token is waited for by the worker (it outlives the
-        // job), a job's own token by the job.
-        let own_token = this.body.meta().and_then(|m| m.token.as_ref());
-        let wait = match own_token {
-            None => &mut local.pool_token,
-            Some(_) => &mut supervision(this.supervision).token_wait,
-        };
-        let wait = wait.get_or_insert_with(|| Self::token(this.body, header).cancelled());
-        if Pin::new(wait).poll(cx).is_ready() {
+        if Self::token_cancelled(this, header, cx, local) {
             return Some(Interrupt::Cancelled);
         }
         let sup = this.supervision.as_mut()?;
