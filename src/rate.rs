@@ -13,12 +13,13 @@
 //!
 //! The rules:
 //! 1. The times kept never put more than `n` in a window of `per`.
-//! 2. The times reserved and not claimed yet go to the waiting jobs in
-//!    queue-ticket order: two workers take two jobs one after the other, but
-//!    the second may reserve first (the first yields to its executor after
-//!    a hand-over, `src/worker.rs`); it then gets the later time, and the
-//!    first job the earlier one, so jobs start in FIFO order under the
-//!    limit too. A waiting job reads its time again at each poll
+//! 2. Jobs start in FIFO order under the limit too. A worker takes a job
+//!    and reserves its time in one step under the limit's own lock
+//!    ([`in_order`](RateLimit::in_order), `src/worker.rs`), so times are
+//!    reserved in the queue's order; and the times reserved and not claimed
+//!    yet go to the waiting jobs in queue-ticket order whoever reserved
+//!    first (jobs a pause held reserve as it lets them go, in whatever order
+//!    their workers get there). A waiting job reads its time again at each poll
 //!    ([`time_of`](RateLimit::time_of)); a time only ever moves later, so a
 //!    job never starts early, and [`claim`](RateLimit::claim), under the
 //!    same lock, makes a time that has come a start no one can move.
@@ -33,6 +34,9 @@ pub(crate) struct RateLimit {
     n: usize,
     per: Duration,
     window: Mutex<Window>,
+    /// Held by a worker while it takes a job and reserves its time
+    /// ([`in_order`](Self::in_order)).
+    taking: Mutex<()>,
 }
 
 /// What a [`RateLimit`] keeps, under one lock.
@@ -57,7 +61,16 @@ impl RateLimit {
                 starts: VecDeque::new(),
                 pending: Vec::new(),
             }),
+            taking: Mutex::new(()),
         }
+    }
+
+    /// Runs `take` (a worker takes a job from the queue and reserves its
+    /// time) under a lock of its own: two workers reserve in the order
+    /// they took their jobs (rule 2).
+    pub(crate) fn in_order<R>(&self, take: impl FnOnce() -> R) -> R {
+        let _taking = lock(&self.taking);
+        take()
     }
 
     /// Reserves a start for the job with queue ticket `ticket`, at `now` or

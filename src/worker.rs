@@ -410,17 +410,36 @@ fn sub_worker_moves_on(shared: &Arc<Shared>, slot: &mut Slot) -> bool {
     made
 }
 
-/// Under a rate limit, reserves the start time of the job just taken, as it
-/// is taken: in the queue's order, before the hand-over's yield lets the
-/// next worker take and reserve the next job (`src/rate.rs`, rule 2). A
-/// clock that panics here reserves nothing: the job's task reserves at its
-/// first poll, where the panic ends the job.
-fn reserve_start(shared: &Shared, job: &HeldJob<'_>) {
+/// Takes the next job out of the queue. Under a rate limit it also
+/// reserves the job's start time (`true`), in the same step as the pop
+/// under the limit's lock, so that times are reserved in the queue's order
+/// (`src/rate.rs`, rule 2) — unless a pause holds the job (it reserves once
+/// released, `reserve_start`) or the clock panics (the job's task reserves
+/// at its first poll, where the panic ends the job).
+fn take_next(shared: &Shared) -> (Option<QueueEntry>, bool) {
     let core = shared.core();
-    if let Some(rate) = &core.rate {
-        if let Ok(now) = core.try_now() {
-            rate.reserve(now, core.full_ticket(job.entry.ticket()));
+    let Some(rate) = &core.rate else {
+        return (shared.queue.pop().ok(), false);
+    };
+    rate.in_order(|| {
+        let entry = shared.queue.pop().ok();
+        let reserved = match &entry {
+            Some(e) if !shared.is_paused() => reserve_start(shared, e),
+            _ => false,
+        };
+        (entry, reserved)
+    })
+}
+
+/// Under a rate limit, reserves the start time of `entry`; `true` if it did.
+fn reserve_start(shared: &Shared, entry: &QueueEntry) -> bool {
+    let core = shared.core();
+    match (&core.rate, core.try_now()) {
+        (Some(rate), Ok(now)) => {
+            rate.reserve(now, core.full_ticket(entry.ticket()));
+            true
         }
+        _ => false,
     }
 }
 
@@ -433,7 +452,8 @@ impl Worker {
         }
         // Counted busy before it looks at the pause (see `shared`).
         let mut busy = Busy::enter(shared);
-        let Ok(entry) = shared.queue.pop() else {
+        let (popped, reserved) = take_next(shared);
+        let Some(entry) = popped else {
             return false;
         };
         let mut job = HeldJob::new(entry, &mut self.local);
@@ -449,7 +469,9 @@ impl Worker {
             // Popped during a stop: dropping it resolves it `Stopped`.
             drop(job);
         } else {
-            reserve_start(shared, &job);
+            if !reserved && shared.core().rate.is_some() {
+                reserve_start(shared, &job.entry);
+            }
             if handed_over {
                 // The worker just woken may wait in this thread's own slot
                 // of the executor: let it go first, in case this job's poll
